@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the Vireo test guest: a minimal Linux kernel from Debian's linux-source-6.1 package and a
+# busybox-static initramfs. Nothing is downloaded except Debian packages.
+#
+# The result is cached outside the checkout, in
+#   ${VIREO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vireo}/guest/<key>/
+# where <key> hashes every input (this script, the config fragment, the patches, the rootfs files,
+# the package versions and the compiler version), so a changed input rebuilds and an unchanged one
+# is reused. Prints the cache directory on stdout; logs go to stderr.
+#
+# Usage: guest/build.sh [--force]
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+force=0
+[ "${1:-}" = "--force" ] && force=1
+log() { echo "guest/build.sh: $*" >&2; }
+
+need_pkgs=(linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils gcc make)
+missing=()
+for p in "${need_pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		log "installing ${missing[*]}"
+		apt-get update -q >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+	else
+		log "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+		exit 1
+	fi
+fi
+
+src_tar=$(ls /usr/src/linux-source-6.1.tar.* | head -n1)
+key=$( {
+	cat "$here/build.sh" "$here/kernel.config"
+	cat "$here"/patches/*.patch "$here"/rootfs/*
+	dpkg-query -W linux-source-6.1 busybox-static
+	gcc --version | head -n1
+} | sha256sum | cut -c1-16)
+cache_root=${VIREO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vireo}
+out="$cache_root/guest/$key"
+if [ $force = 0 ] && [ -f "$out/done" ]; then
+	echo "$out"
+	exit 0
+fi
+
+mkdir -p "$cache_root/guest"
+work=$(mktemp -d "$cache_root/guest/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+log "building test guest $key in $work (kernel build takes several minutes)"
+
+tar -C "$work" -xf "$src_tar"
+ksrc="$work/linux-source-6.1"
+for p in "$here"/patches/*.patch; do
+	log "applying $(basename "$p")"
+	patch -d "$ksrc" -p1 -s < "$p"
+done
+
+make -C "$ksrc" -s tinyconfig >&2
+"$ksrc/scripts/kconfig/merge_config.sh" -m -O "$ksrc" "$ksrc/.config" "$here/kernel.config" >&2
+make -C "$ksrc" -s olddefconfig >&2
+# Say which requested options did not stick (renamed or dependency missing).
+while IFS= read -r line; do
+	case "$line" in CONFIG_*=*) ;; *) continue ;; esac
+	opt=${line%%=*}
+	val=${line#*=}
+	if [ "$val" = n ]; then
+		grep -q "^$opt=" "$ksrc/.config" && log "warning: $opt wanted off but is on"
+	else
+		grep -qx "$line" "$ksrc/.config" || log "warning: $line did not stick"
+	fi
+done < "$here/kernel.config"
+
+make -C "$ksrc" -s -j"$(nproc)" vmlinux bzImage >&2
+
+# initramfs: busybox-static with one symlink per applet, our init, inittab and profile.
+list="$work/initramfs.list"
+{
+	echo "dir /dev 0755 0 0"
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	for d in /bin /sbin /usr /usr/bin /usr/sbin /proc /sys /tmp /etc /root /mnt /run; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "file /bin/busybox /bin/busybox 0755 0 0"
+	echo "file /init $here/rootfs/init 0755 0 0"
+	echo "file /etc/inittab $here/rootfs/inittab 0644 0 0"
+	echo "file /etc/profile $here/rootfs/profile 0644 0 0"
+	/bin/busybox --list-full | while read -r a; do
+		[ "$a" = bin/busybox ] && continue
+		echo "slink /$a /bin/busybox 0777 0 0"
+	done
+} > "$list"
+"$ksrc/usr/gen_init_cpio" "$list" > "$work/initramfs.cpio"
+
+mkdir -p "$out.tmp"
+cp "$ksrc/vmlinux" "$ksrc/arch/x86/boot/bzImage" "$ksrc/.config" "$work/initramfs.cpio" "$out.tmp/"
+{
+	echo "key=$key"
+	dpkg-query -W linux-source-6.1 busybox-static
+	date -u +built=%Y-%m-%dT%H:%M:%SZ
+} > "$out.tmp/info"
+touch "$out.tmp/done"
+rm -rf "$out"
+mv "$out.tmp" "$out"
+log "test guest ready in $out"
+echo "$out"

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by every module: sizes, alignment, number parsing, file reading. */
+#ifndef VIREO_COMMON_UTIL_H
+#define VIREO_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KIB (1024ULL)
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a)-1))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Parses "256M", "1G", "4096K", "1048576" (bytes, binary suffixes K/M/G/T, optional "iB"/"B").
+ * A bare number without suffix is taken in units of default_unit. Returns 0 or -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+/* Parses a decimal or 0x-prefixed unsigned integer that must fill the whole string. */
+int parse_u64(const char *s, uint64_t *out);
+
+/* Reads a whole file into a malloc'd buffer the caller frees. Returns 0 or -errno; files larger
+ * than max_size give -EFBIG. */
+int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+
+/* 8-bit checksum byte that makes the bytes of a table sum to zero (ACPI, MP table). */
+uint8_t checksum8(const void *data, size_t len);
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+#endif

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/util.h"
+
+static const char usage[] =
+	"Usage: vireo run [OPTIONS] --kernel FILE\n"
+	"       vireo run [OPTIONS] --payload FILE\n"
+	"\n"
+	"Boot one virtual machine on /dev/kvm and attach its serial console to the terminal.\n"
+	"\n"
+	"Guest:\n"
+	"  -k, --kernel FILE        Linux kernel: bzImage (64-bit boot protocol) or ELF vmlinux\n"
+	"  -i, --initrd FILE        initial ramdisk (cpio archive, optionally compressed)\n"
+	"  -c, --cmdline STRING     kernel command line (default: \"" VM_DEFAULT_CMDLINE "\")\n"
+	"      --payload FILE       freestanding test payload: a flat binary loaded at 0x8000 and\n"
+	"                           started in real mode at 0000:8000; port 0xf4 ends the VM with\n"
+	"                           exit status = the byte written\n"
+	"\n"
+	"Machine:\n"
+	"  -m, --memory SIZE        guest RAM, e.g. 256M, 2G (default 256M; bare number = MiB)\n"
+	"      --cpus N             number of vCPUs (default 1)\n"
+	"      --hugepages          back guest RAM with 2 MiB huge pages (MAP_HUGETLB)\n"
+	"      --cpu-features LIST  change CPUID features: -name hides, +name shows,\n"
+	"                           e.g. -smap,-pcid (names as in /proc/cpuinfo)\n"
+	"      --pvm auto|on|off    compatibility profile for PVM-style nested KVM hosts\n"
+	"                           (kvm_pvm): hides CPU features the host cannot run and adds\n"
+	"                           matching guest kernel options (default auto: when detected)\n"
+	"\n"
+	"Console and lifetime:\n"
+	"      --console stdio|file:PATH|socket:PATH|none\n"
+	"                           where the serial console goes (default stdio: the terminal\n"
+	"                           in raw mode; press Ctrl-A x to quit, Ctrl-A Ctrl-A to send\n"
+	"                           Ctrl-A). socket: listens on a unix socket for one client.\n"
+	"      --on-reboot exit|restart\n"
+	"                           what a guest reboot does (default exit, status 0)\n"
+	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
+	"  -v, --verbose            more messages (repeat for debug)\n"
+	"  -q, --quiet              only errors\n"
+	"  -h, --help               this text\n"
+	"\n"
+	"Exit status: 0 guest powered off (or rebooted with --on-reboot exit), 1 error,\n"
+	"2 bad arguments, 3 guest crashed (triple fault or unrecoverable emulation failure),\n"
+	"124 timeout, 128+N killed by signal N.\n";
+
+const char *config_run_usage(void)
+{
+	return usage;
+}
+
+enum {
+	OPT_PAYLOAD = 256,
+	OPT_CPUS,
+	OPT_HUGEPAGES,
+	OPT_CPU_FEATURES,
+	OPT_PVM,
+	OPT_CONSOLE,
+	OPT_ON_REBOOT,
+	OPT_TIMEOUT,
+};
+
+static const struct option long_opts[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "cmdline", required_argument, NULL, 'c' },
+	{ "payload", required_argument, NULL, OPT_PAYLOAD },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+	{ "cpu-features", required_argument, NULL, OPT_CPU_FEATURES },
+	{ "pvm", required_argument, NULL, OPT_PVM },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg);
+	return -EINVAL;
+}
+
+int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+{
+	uint64_t v;
+	int c, n;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = 256 * MIB;
+	cfg->ncpus = 1;
+	cfg->pvm = PVM_AUTO;
+	cfg->console = CONSOLE_STDIO;
+	cfg->on_reboot = REBOOT_EXIT;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:i:c:m:vqh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			cfg->kernel = optarg;
+			break;
+		case 'i':
+			cfg->initrd = optarg;
+			break;
+		case 'c':
+			cfg->cmdline = optarg;
+			break;
+		case OPT_PAYLOAD:
+			cfg->payload = optarg;
+			break;
+		case 'm':
+			if (parse_size(optarg, MIB, &v) < 0)
+				return bad(err, errlen,
+					   "--memory: '%s' is not a size (examples: 256M, 2G)", optarg);
+			if (v < 16 * MIB)
+				return bad(err, errlen, "--memory: '%s' is too small (at least 16M)",
+					   optarg);
+			if (v > 1024 * GIB)
+				return bad(err, errlen, "--memory: '%s' is too large (at most 1T)",
+					   optarg);
+			if (v % (4 * KIB))
+				return bad(err, errlen, "--memory: '%s' is not a multiple of 4 KiB",
+					   optarg);
+			cfg->mem_size = v;
+			break;
+		case OPT_CPUS:
+			if (parse_u64(optarg, &v) < 0)
+				return bad(err, errlen, "--cpus: '%s' is not a number", optarg);
+			if (v == 0)
+				return bad(err, errlen, "--cpus: %s: a VM needs at least one vCPU",
+					   optarg);
+			if (v > VM_MAX_CPUS_DEFAULT)
+				return bad(err, errlen, "--cpus: %s: at most 254 vCPUs are supported",
+					   optarg);
+			cfg->ncpus = (unsigned int)v;
+			break;
+		case OPT_HUGEPAGES:
+			cfg->hugepages = true;
+			break;
+		case OPT_CPU_FEATURES: {
+			char msg[256];
+			n = cpuid_parse_features(optarg, cfg->cpu_changes + cfg->ncpu_changes,
+						 CPUID_MAX_CHANGES - cfg->ncpu_changes, msg,
+						 sizeof(msg));
+			if (n < 0)
+				return bad(err, errlen, "--cpu-features: %s", msg);
+			cfg->ncpu_changes += (size_t)n;
+			break;
+		}
+		case OPT_PVM:
+			if (!strcmp(optarg, "auto"))
+				cfg->pvm = PVM_AUTO;
+			else if (!strcmp(optarg, "on"))
+				cfg->pvm = PVM_ON;
+			else if (!strcmp(optarg, "off"))
+				cfg->pvm = PVM_OFF;
+			else
+				return bad(err, errlen, "--pvm: '%s': expected auto, on or off",
+					   optarg);
+			break;
+		case OPT_CONSOLE:
+			if (!strcmp(optarg, "stdio")) {
+				cfg->console = CONSOLE_STDIO;
+			} else if (!strcmp(optarg, "none")) {
+				cfg->console = CONSOLE_NONE;
+			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
+				cfg->console = CONSOLE_FILE;
+				cfg->console_path = optarg + 5;
+			} else if (!strncmp(optarg, "socket:", 7) && optarg[7]) {
+				cfg->console = CONSOLE_SOCKET;
+				cfg->console_path = optarg + 7;
+				if (strlen(cfg->console_path) >= 108)
+					return bad(err, errlen,
+						   "--console: socket path '%s' is too long",
+						   cfg->console_path);
+			} else {
+				return bad(err, errlen,
+					   "--console: '%s': expected stdio, file:PATH, socket:PATH "
+					   "or none",
+					   optarg);
+			}
+			break;
+		case OPT_ON_REBOOT:
+			if (!strcmp(optarg, "exit"))
+				cfg->on_reboot = REBOOT_EXIT;
+			else if (!strcmp(optarg, "restart"))
+				cfg->on_reboot = REBOOT_RESTART;
+			else
+				return bad(err, errlen, "--on-reboot: '%s': expected exit or restart",
+					   optarg);
+			break;
+		case OPT_TIMEOUT:
+			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 7 * 24 * 3600)
+				return bad(err, errlen,
+					   "--timeout: '%s' is not a number of seconds (1..604800)",
+					   optarg);
+			cfg->timeout_s = (unsigned int)v;
+			break;
+		case 'v':
+			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
+			break;
+		case 'q':
+			cfg->verbosity = -1;
+			break;
+		case 'h':
+			return 1;
+		case ':':
+			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return bad(err, errlen, "unknown option '%s' (see `vireo run --help`)",
+				   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
+			   argv[optind]);
+	if (!cfg->kernel && !cfg->payload)
+		return bad(err, errlen, "%s", "no guest given: use --kernel FILE (or --payload FILE)");
+	if (cfg->kernel && cfg->payload)
+		return bad(err, errlen, "%s", "--kernel and --payload cannot be used together");
+	if (cfg->payload && (cfg->initrd || cfg->cmdline))
+		return bad(err, errlen, "%s", "--initrd and --cmdline need --kernel, not --payload");
+	return 0;
+}

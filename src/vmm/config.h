@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* `vireo run` configuration: the options a user gives, parsed and checked before KVM is touched. */
+#ifndef VIREO_VMM_CONFIG_H
+#define VIREO_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpuid.h"
+
+enum pvm_mode { PVM_AUTO, PVM_ON, PVM_OFF };
+enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_SOCKET, CONSOLE_NONE };
+enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
+
+#define VM_MAX_CPUS_DEFAULT 254 /* APIC IDs fit in 8 bits (xAPIC, MP table, MADT type 0) */
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline; /* NULL: default command line */
+	const char *payload; /* freestanding test payload instead of a kernel */
+	uint64_t mem_size;
+	unsigned int ncpus;
+	bool hugepages;
+	struct cpu_feature_change cpu_changes[CPUID_MAX_CHANGES];
+	size_t ncpu_changes;
+	enum pvm_mode pvm;
+	enum console_kind console;
+	const char *console_path;
+	enum reboot_action on_reboot;
+	unsigned int timeout_s; /* 0: none */
+	int verbosity;		/* -1 quiet, 0 normal, 1+ verbose */
+};
+
+#define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+
+/* Parses `vireo run` arguments (argv[0] is "run"). Returns 0, 1 when help was asked for (the
+ * usage text is then in *help_out), or -EINVAL with a one-line message in err. Checks values
+ * that need no host access (sizes, counts, names); files are checked when loaded. */
+int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen);
+
+/* The `vireo run --help` text. */
+const char *config_run_usage(void);
+
+#endif
