@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+/* The `vireo` command: subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../vmm/vmm.h"
+
+#ifndef VIREO_VERSION
+#define VIREO_VERSION "0.1.0"
+#endif
+
+static const char usage[] = "Usage: vireo COMMAND [OPTIONS]\n"
+			    "\n"
+			    "Commands:\n"
+			    "  run        boot one virtual machine in this process (see vireo run --help)\n"
+			    "  version    print the version\n"
+			    "  help       this text\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return vmm_run_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("vireo %s\n", VIREO_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "vireo: unknown command '%s'\n\n%s", argv[1], usage);
+	return 2;
+}

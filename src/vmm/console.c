@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+#include "console.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+
+int console_open(struct console *c, enum console_kind kind, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->out_lock, NULL);
+	c->kind = kind;
+	c->in_fd = c->out_fd = c->listen_fd = -1;
+	switch (kind) {
+	case CONSOLE_STDIO:
+		c->in_fd = STDIN_FILENO;
+		c->out_fd = STDOUT_FILENO;
+		if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &c->saved) == 0) {
+			struct termios raw = c->saved;
+			cfmakeraw(&raw);
+			if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
+				c->raw = true;
+				c->escape_enabled = true;
+				log_set_raw_terminal(1);
+			}
+		}
+		return 0;
+	case CONSOLE_FILE:
+		c->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (c->out_fd < 0) {
+			int err = -errno;
+			pr_err("console file %s: %s", path, strerror(errno));
+			return err;
+		}
+		return 0;
+	case CONSOLE_SOCKET:
+		strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+		/* A stale socket from an earlier run may be replaced; any other file may not. */
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				pr_err("console socket %s: a file that is not a socket is in the way",
+				       path);
+				return -EEXIST;
+			}
+			unlink(path);
+		}
+		c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    listen(c->listen_fd, 1) < 0) {
+			int err = -errno;
+			pr_err("console socket %s: %s", path, strerror(errno));
+			if (c->listen_fd >= 0)
+				close(c->listen_fd);
+			c->listen_fd = -1;
+			return err;
+		}
+		c->socket_path = path;
+		return 0;
+	case CONSOLE_NONE:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void console_restore(struct console *c)
+{
+	if (c->raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &c->saved);
+		c->raw = false;
+		log_set_raw_terminal(0);
+	}
+}
+
+void console_close(struct console *c)
+{
+	console_restore(c);
+	if (c->kind == CONSOLE_FILE && c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->kind == CONSOLE_SOCKET) {
+		if (c->in_fd >= 0)
+			close(c->in_fd);
+		if (c->listen_fd >= 0)
+			close(c->listen_fd);
+		if (c->socket_path)
+			unlink(c->socket_path);
+	}
+	c->in_fd = c->out_fd = c->listen_fd = -1;
+	pthread_mutex_destroy(&c->out_lock);
+}
+
+static void drop_client(struct console *c)
+{
+	if (c->kind != CONSOLE_SOCKET || c->in_fd < 0)
+		return;
+	close(c->in_fd);
+	c->in_fd = c->out_fd = -1;
+}
+
+void console_write(struct console *c, const uint8_t *buf, size_t len)
+{
+	pthread_mutex_lock(&c->out_lock);
+	while (len && c->out_fd >= 0) {
+		ssize_t n;
+
+		if (c->kind == CONSOLE_SOCKET)
+			n = send(c->out_fd, buf, len, MSG_NOSIGNAL);
+		else
+			n = write(c->out_fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break; /* a stalled socket client loses output rather than the guest */
+		if (n <= 0) {
+			if (c->kind == CONSOLE_SOCKET)
+				drop_client(c);
+			else
+				c->out_fd = -1; /* output closed: keep the guest running */
+			break;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	pthread_mutex_unlock(&c->out_lock);
+}
+
+void console_accept(struct console *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&c->out_lock);
+	if (c->in_fd >= 0) {
+		pthread_mutex_unlock(&c->out_lock);
+		static const char busy[] = "vireo: console already in use\r\n";
+		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0)
+			pr_debug("console: could not tell a second client it is refused");
+		close(fd);
+		return;
+	}
+	c->in_fd = c->out_fd = fd;
+	pthread_mutex_unlock(&c->out_lock);
+}
+
+enum console_input_result console_filter_input(struct console *c, const uint8_t *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b = buf[i];
+
+		if (c->npending + 2 > sizeof(c->pending))
+			break; /* caller reads at most sizeof(pending)/2 bytes at a time */
+		if (c->escape_enabled && c->escape_pending) {
+			c->escape_pending = false;
+			if (b == 'x' || b == 'X')
+				return CONSOLE_INPUT_QUIT;
+			if (b != CONSOLE_ESCAPE)
+				c->pending[c->npending++] = CONSOLE_ESCAPE;
+			c->pending[c->npending++] = b;
+			continue;
+		}
+		if (c->escape_enabled && b == CONSOLE_ESCAPE) {
+			c->escape_pending = true;
+			continue;
+		}
+		c->pending[c->npending++] = b;
+	}
+	return CONSOLE_INPUT_OK;
+}
+
+enum console_input_result console_read_input(struct console *c)
+{
+	uint8_t buf[sizeof(c->pending) / 2];
+	ssize_t n;
+
+	if (c->in_fd < 0)
+		return CONSOLE_INPUT_EOF;
+	c->npending = c->pending_off = 0;
+	n = read(c->in_fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return CONSOLE_INPUT_OK;
+	if (n <= 0) {
+		if (c->kind == CONSOLE_SOCKET) {
+			pthread_mutex_lock(&c->out_lock);
+			drop_client(c);
+			pthread_mutex_unlock(&c->out_lock);
+			return CONSOLE_INPUT_OK;
+		}
+		return CONSOLE_INPUT_EOF;
+	}
+	return console_filter_input(c, buf, (size_t)n);
+}

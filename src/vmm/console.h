@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* The serial console's host side: the terminal (raw mode, Ctrl-A escape), a file, a unix socket
+ * with one client, or nothing. Output is written by vCPU threads; input is read by the main loop
+ * and handed to the UART as it has room. */
+#ifndef VIREO_VMM_CONSOLE_H
+#define VIREO_VMM_CONSOLE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <termios.h>
+
+#include "config.h"
+
+#define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
+
+struct console {
+	enum console_kind kind;
+	int in_fd;     /* -1: no input */
+	int out_fd;    /* -1: output dropped */
+	int listen_fd; /* socket console */
+	bool raw;      /* terminal switched to raw mode, restore at exit */
+	bool escape_enabled;
+	bool escape_pending;
+	struct termios saved;
+	pthread_mutex_t out_lock;
+	uint8_t pending[256]; /* input not yet taken by the UART */
+	size_t npending, pending_off;
+	const char *socket_path;
+};
+
+int console_open(struct console *c, enum console_kind kind, const char *path);
+void console_close(struct console *c);
+/* Restores the terminal; safe to call more than once and from die(). */
+void console_restore(struct console *c);
+void console_write(struct console *c, const uint8_t *buf, size_t len);
+
+enum console_input_result { CONSOLE_INPUT_OK, CONSOLE_INPUT_QUIT, CONSOLE_INPUT_EOF };
+/* Reads what is waiting on in_fd into pending, handling the escape key. */
+enum console_input_result console_read_input(struct console *c);
+/* Feeds escape-processed input; exposed for tests. Appends to pending, returns QUIT on Ctrl-A x. */
+enum console_input_result console_filter_input(struct console *c, const uint8_t *buf, size_t n);
+/* Accepts a client on the socket console (replacing none: a second client is refused). */
+void console_accept(struct console *c);
+
+#endif

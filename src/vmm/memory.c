@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+#include "memory.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../common/util.h"
+
+void memory_layout(struct guest_mem *mem, uint64_t ram_size)
+{
+	uint64_t low = MIN(ram_size, MEM_HOLE_START);
+
+	memset(mem, 0, sizeof(*mem));
+	mem->ram_size = ram_size;
+	mem->regions[0] = (struct mem_region){ 0, low, NULL };
+	mem->nregions = 1;
+	if (ram_size > low) {
+		mem->regions[1] = (struct mem_region){ MEM_HOLE_END, ram_size - low, NULL };
+		mem->nregions = 2;
+	}
+}
+
+void memory_attach(struct guest_mem *mem, uint8_t *host, uint64_t ram_size)
+{
+	memory_layout(mem, ram_size);
+	mem->base = host;
+	mem->regions[0].hva = host;
+	if (mem->nregions > 1)
+		mem->regions[1].hva = host + mem->regions[0].size;
+}
+
+int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	size_t size = ram_size;
+	void *p;
+
+	if (hugepages) {
+		size = ALIGN_UP(size, 2 * MIB);
+		flags |= MAP_HUGETLB;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	/* Transparent huge pages where the host allows them; merging for KSM is the daemon's
+	 * choice later. */
+	if (!hugepages)
+		madvise(p, size, MADV_HUGEPAGE);
+	memory_attach(mem, p, ram_size);
+	mem->map_size = size;
+	mem->hugepages = hugepages;
+	return 0;
+}
+
+void memory_free(struct guest_mem *mem)
+{
+	if (mem->base && mem->map_size)
+		munmap(mem->base, mem->map_size);
+	mem->base = NULL;
+	mem->map_size = 0;
+}
+
+void *memory_gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < mem->nregions; i++) {
+		const struct mem_region *r = &mem->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+			return r->hva ? r->hva + (gpa - r->gpa) : NULL;
+	}
+	return NULL;
+}
+
+uint64_t memory_low_end(const struct guest_mem *mem)
+{
+	return mem->regions[0].size;
+}

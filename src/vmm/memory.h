@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest RAM: one anonymous host mapping, shown to the guest as up to two slots split around the
+ * 32-bit MMIO hole (3 GiB .. 4 GiB) when RAM is larger than 3 GiB. */
+#ifndef VIREO_VMM_MEMORY_H
+#define VIREO_VMM_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MEM_HOLE_START 0xc0000000ULL /* 3 GiB: PCI MMIO, ECAM, IOAPIC, LAPIC above */
+#define MEM_HOLE_END 0x100000000ULL  /* 4 GiB */
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct guest_mem {
+	struct mem_region regions[2];
+	int nregions;
+	uint64_t ram_size;
+	uint8_t *base; /* host mapping of all RAM, owned here */
+	size_t map_size;
+	bool hugepages;
+};
+
+/* Splits ram_size into regions (no mapping). Pure, for tests and for memory_alloc. */
+void memory_layout(struct guest_mem *mem, uint64_t ram_size);
+/* Maps RAM (MAP_NORESERVE; MAP_HUGETLB with hugepages). Returns 0 or -errno. */
+int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages);
+/* Uses caller-owned host memory instead (tests). */
+void memory_attach(struct guest_mem *mem, uint8_t *host, uint64_t ram_size);
+void memory_free(struct guest_mem *mem);
+/* Host pointer for [gpa, gpa+len) if the whole range is RAM in one region, else NULL. */
+void *memory_gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* End of RAM below the hole (the low region's end). */
+uint64_t memory_low_end(const struct guest_mem *mem);
+
+#endif

@@ -1,0 +1,702 @@
+// SPDX-License-Identifier: MIT
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "../boot/acpi.h"
+#include "../boot/e820.h"
+#include "../boot/layout.h"
+#include "../boot/linux.h"
+#include "../boot/mptable.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+#define KVM_TSS_ADDR 0xfffbd000
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000
+#define SERIAL_COM1_PORT 0x3f8
+#define SERIAL_COM1_IRQ 4
+#define PAYLOAD_EXIT_PORT 0xf4
+#define MAX_KERNEL_SIZE (512 * MIB)
+#define MAX_PAYLOAD_SIZE (EBDA_START - PAYLOAD_ADDR)
+
+/* Kernel options that hide what KVM_SET_CPUID2 cannot on PVM hosts (see shared/DESIGN.md). */
+#define PVM_GUEST_OPTIONS "noxsave clearcpuid=erms,fsrm,smap,fsgsbase,pcid,invpcid,popcnt"
+
+struct kvm_cap_need {
+	int cap;
+	const char *name;
+	const char *what;
+};
+
+static const struct kvm_cap_need required_caps[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM from process memory" },
+	{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel PIC/IOAPIC/LAPIC" },
+	{ KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel i8254 timer" },
+	{ KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING", "interrupt routing table" },
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID setup" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS placement" },
+	{ KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "SMP start-up state" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "stopping vCPUs reliably" },
+	{ KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS", "exception injection" },
+	{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "device interrupts from eventfds" },
+	{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "device notifications to eventfds" },
+};
+
+static int kvm_open(struct vm *vm)
+{
+	int v;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int err = -errno;
+		if (errno == ENOENT)
+			pr_err("/dev/kvm does not exist: KVM is not available on this host (enable "
+			       "virtualization in the firmware and load kvm_intel or kvm_amd)");
+		else if (errno == EACCES || errno == EPERM)
+			pr_err("/dev/kvm: permission denied (add your user to the 'kvm' group, "
+			       "or run as root)");
+		else
+			pr_err("/dev/kvm: %s", strerror(errno));
+		return err;
+	}
+	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		pr_err("/dev/kvm speaks KVM API version %d; vireo needs %d", v, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(required_caps); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
+			pr_err("this host's KVM lacks %s (%s), which vireo needs",
+			       required_caps[i].name, required_caps[i].what);
+			return -ENOTSUP;
+		}
+	}
+	v = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (v <= 0)
+		v = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	vm->max_vcpus = v > 0 ? (unsigned int)v : 4;
+	return 0;
+}
+
+static int get_supported_cpuid(struct vm *vm)
+{
+	for (int n = 128; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c =
+			calloc(1, sizeof(*c) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
+		if (!c)
+			return -ENOMEM;
+		c->nent = (uint32_t)n;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->supported_cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG) {
+			pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	return -E2BIG;
+}
+
+/* The default GSI routing made explicit: ISA IRQs to both PICs and the IOAPIC, 16-23 to the
+ * IOAPIC only. Kept as a table so MSI routes can be added later. */
+static int set_irq_routing(struct vm *vm)
+{
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[40];
+	} r;
+	unsigned int n = 0;
+
+	memset(&r, 0, sizeof(r));
+	for (uint32_t gsi = 0; gsi < 24; gsi++) {
+		if (gsi < 16 && gsi != 2) {
+			r.e[n].gsi = gsi;
+			r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+			r.e[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+							  : KVM_IRQCHIP_PIC_SLAVE;
+			r.e[n].u.irqchip.pin = gsi % 8;
+			n++;
+		}
+		r.e[n].gsi = gsi;
+		r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		r.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		/* ISA IRQ 0 (the PIT) is wired to IOAPIC pin 2, as the MADT override says. */
+		r.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi == 2 ? 0 : gsi;
+		n++;
+	}
+	r.hdr.nr = n;
+	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0) {
+		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static void irq_line(struct vm *vm, uint32_t irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		pr_debug("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+}
+
+static void com1_tx(void *opaque, uint8_t byte)
+{
+	struct vm *vm = opaque;
+
+	console_write(&vm->console, &byte, 1);
+}
+
+static void com1_irq(void *opaque, int level)
+{
+	irq_line(opaque, SERIAL_COM1_IRQ, level);
+}
+
+static int rx_space_fd = -1;
+
+static void com1_rx_space(void *opaque)
+{
+	uint64_t one = 1;
+
+	(void)opaque;
+	if (write(rx_space_fd, &one, sizeof(one)) < 0)
+		pr_debug("rx_space eventfd: %s", strerror(errno));
+}
+
+static const struct serial8250_ops com1_ops = {
+	.tx = com1_tx,
+	.set_irq = com1_irq,
+	.rx_space = com1_rx_space,
+};
+
+static void platform_event(void *opaque, enum platform_event ev)
+{
+	struct vm *vm = opaque;
+
+	if (ev == PLATFORM_POWEROFF)
+		vm_request_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
+	else
+		vm_request_stop(vm, STOP_REBOOT, EXIT_GUEST_OFF);
+}
+
+static void platform_sci(void *opaque, int level)
+{
+	irq_line(opaque, ACPI_SCI_IRQ, level);
+}
+
+static const struct platform_ops platform_ops = {
+	.event = platform_event,
+	.set_sci = platform_sci,
+};
+
+static void payload_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			    bool is_write)
+{
+	(void)offset;
+	if (is_write)
+		vm_request_stop(opaque, STOP_PAYLOAD_EXIT, data[0]);
+	else
+		memset(data, 0, len);
+}
+
+static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	(void)opaque;
+	(void)offset;
+	if (!is_write)
+		memset(data, 0xff, len);
+}
+
+/* On PC chipsets 0xCF8 is the PCI address register for dword access only, and a byte access at
+ * 0xCF9 is the reset control register. */
+static void pci_port_filter(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			    bool is_write)
+{
+	struct vm *vm = opaque;
+
+	if (offset == 1 && len == 1)
+		platform_rcr_io(&vm->platform, 0, data, len, is_write);
+	else
+		pci_io_port(&vm->pci, offset, data, len, is_write);
+}
+
+static int setup_devices(struct vm *vm)
+{
+	int ret = 0;
+
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	serial8250_init(&vm->com1, &com1_ops, vm);
+	rtc_init(&vm->rtc);
+	platform_init(&vm->platform, &platform_ops, vm);
+	pci_bus_init(&vm->pci);
+
+	/* The registry: every device and the ports it owns, in one place. */
+	ret |= bus_register(&vm->pio, SERIAL_COM1_PORT, 8, serial8250_io, &vm->com1, "com1");
+	ret |= bus_register(&vm->pio, 0x70, 2, rtc_io, &vm->rtc, "cmos-rtc");
+	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 1, platform_i8042_io, &vm->platform,
+			    "i8042-data");
+	ret |= bus_register(&vm->pio, I8042_CMD_PORT, 1, platform_i8042_io, &vm->platform,
+			    "i8042-cmd");
+	ret |= bus_register(&vm->pio, ACPI_PM1_EVT_PORT, 12, platform_pm_io, &vm->platform,
+			    "acpi-pm");
+	ret |= bus_register(&vm->pio, PCI_CONFIG_PORT, 8, pci_port_filter, vm, "pci-cfg+rcr");
+	ret |= bus_register(&vm->pio, 0x80, 1, ignore_io, NULL, "post-code");
+	ret |= bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_mmio, &vm->pci,
+			    "pci-ecam");
+	if (vm->cfg->payload)
+		ret |= bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
+				    "payload-exit");
+	return ret ? -EINVAL : 0;
+}
+
+static char *build_cmdline(const struct vm *vm)
+{
+	const char *base = vm->cfg->cmdline ? vm->cfg->cmdline : VM_DEFAULT_CMDLINE;
+	size_t len = strlen(base) + sizeof(PVM_GUEST_OPTIONS) + 2;
+	char *s = malloc(len);
+
+	if (!s)
+		return NULL;
+	if (vm->pvm_profile)
+		snprintf(s, len, "%s %s", base, PVM_GUEST_OPTIONS);
+	else
+		snprintf(s, len, "%s", base);
+	return s;
+}
+
+static int load_linux(struct vm *vm, uint64_t *entry)
+{
+	const struct vm_config *cfg = vm->cfg;
+	uint8_t *kdata = NULL, *idata = NULL;
+	size_t ksize = 0, isize = 0;
+	struct kernel_image k;
+	struct boot_e820_entry e820[16];
+	struct boot_params *bp;
+	uint64_t initrd_addr = 0;
+	char err[256], *cmdline = NULL;
+	void *dst;
+	int ret, ne820, acpi_len;
+
+	ret = read_file(cfg->kernel, MAX_KERNEL_SIZE, &kdata, &ksize);
+	if (ret) {
+		pr_err("kernel %s: %s", cfg->kernel,
+		       ret == -EFBIG ? "larger than 512 MiB, not a kernel" : strerror(-ret));
+		return ret;
+	}
+	ret = linux_probe(kdata, ksize, &k, err, sizeof(err));
+	if (ret) {
+		pr_err("kernel %s: %s", cfg->kernel, err);
+		goto out;
+	}
+	ret = linux_load(&vm->mem, &k, err, sizeof(err));
+	if (ret) {
+		pr_err("kernel %s: %s", cfg->kernel, err);
+		goto out;
+	}
+	pr_debug("kernel %s: %s, boot protocol %u.%02u, entry %#" PRIx64 ", %" PRIu64 " KiB",
+		 cfg->kernel, k.format == KERNEL_ELF ? "ELF vmlinux" : "bzImage", k.version >> 8,
+		 k.version & 0xff, k.entry, (k.end - k.load_addr) >> 10);
+	if (cfg->initrd) {
+		ret = read_file(cfg->initrd, vm->mem.ram_size, &idata, &isize);
+		if (ret == -EFBIG) {
+			pr_err("initrd %s is larger than guest RAM (%" PRIu64 " MiB)", cfg->initrd,
+			       vm->mem.ram_size >> 20);
+			goto out;
+		}
+		if (ret) {
+			pr_err("initrd %s: %s", cfg->initrd, strerror(-ret));
+			goto out;
+		}
+		ret = linux_place_initrd(&vm->mem, &k, isize, &initrd_addr, err, sizeof(err));
+		if (ret) {
+			pr_err("initrd %s: %s", cfg->initrd, err);
+			goto out;
+		}
+		memcpy(memory_gpa_ptr(&vm->mem, initrd_addr, isize), idata, isize);
+	}
+	cmdline = build_cmdline(vm);
+	if (!cmdline) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (strlen(cmdline) > k.cmdline_max || strlen(cmdline) >= BOOT_CMDLINE_MAX) {
+		pr_err("kernel command line is %zu bytes; this kernel accepts at most %u",
+		       strlen(cmdline), k.cmdline_max);
+		ret = -E2BIG;
+		goto out;
+	}
+	dst = memory_gpa_ptr(&vm->mem, BOOT_CMDLINE_ADDR, strlen(cmdline) + 1);
+	memcpy(dst, cmdline, strlen(cmdline) + 1);
+	pr_debug("kernel command line: %s", cmdline);
+
+	acpi_len = acpi_build(memory_gpa_ptr(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_MAX),
+			      ACPI_TABLES_MAX, ACPI_TABLES_ADDR, vm->nvcpus);
+	ret = mptable_build(memory_gpa_ptr(&vm->mem, MPTABLE_ADDR, MPTABLE_MAX), MPTABLE_MAX,
+			    MPTABLE_ADDR, vm->nvcpus);
+	if (acpi_len < 0 || ret < 0) {
+		pr_err("ACPI or MP tables do not fit below 1 MiB (%u vCPUs)", vm->nvcpus);
+		ret = -ENOSPC;
+		goto out;
+	}
+	ne820 = e820_build(&vm->mem, e820, (int)ARRAY_SIZE(e820));
+	bp = memory_gpa_ptr(&vm->mem, BOOT_PARAMS_ADDR, sizeof(*bp));
+	linux_fill_boot_params(bp, &k, BOOT_CMDLINE_ADDR, (uint32_t)strlen(cmdline), initrd_addr,
+			       isize, e820, ne820, ACPI_TABLES_ADDR);
+	*entry = k.entry;
+	ret = 0;
+out:
+	free(cmdline);
+	free(kdata);
+	free(idata);
+	return ret;
+}
+
+static int load_payload(struct vm *vm)
+{
+	uint8_t *data;
+	size_t size;
+	int ret;
+
+	ret = read_file(vm->cfg->payload, MAX_PAYLOAD_SIZE, &data, &size);
+	if (ret) {
+		pr_err("payload %s: %s", vm->cfg->payload,
+		       ret == -EFBIG ? "too large (a payload must fit below 0x9fc00)"
+				     : strerror(-ret));
+		return ret;
+	}
+	memcpy(memory_gpa_ptr(&vm->mem, PAYLOAD_ADDR, size), data, size);
+	free(data);
+	/* MP and ACPI tables let payloads find the CPUs as an OS would. */
+	acpi_build(memory_gpa_ptr(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_MAX), ACPI_TABLES_MAX,
+		   ACPI_TABLES_ADDR, vm->nvcpus);
+	mptable_build(memory_gpa_ptr(&vm->mem, MPTABLE_ADDR, MPTABLE_MAX), MPTABLE_MAX,
+		      MPTABLE_ADDR, vm->nvcpus);
+	return 0;
+}
+
+static bool pvm_detect(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t entry = 0;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->nvcpus = cfg->ncpus;
+
+	ret = kvm_open(vm);
+	if (ret)
+		return ret;
+	if (cfg->ncpus > vm->max_vcpus) {
+		pr_err("--cpus %u: this host's KVM allows at most %u vCPUs per VM", cfg->ncpus,
+		       vm->max_vcpus);
+		return -EINVAL;
+	}
+	vm->pvm_host = pvm_detect();
+	vm->pvm_profile = cfg->pvm == PVM_ON || (cfg->pvm == PVM_AUTO && vm->pvm_host);
+	if (vm->pvm_host)
+		pr_info("host KVM is kvm_pvm (nested, without VT-x/AMD-V): guest kernel code runs "
+			"in KVM's instruction emulator, about a million instructions per second");
+	if (vm->pvm_profile)
+		pr_info("PVM compatibility profile: CPUID hides cx16,smap,fsgsbase,pcid,invpcid,"
+			"erms,fsrm,xsave,popcnt%s",
+			cfg->kernel ? "; guest command line gets '" PVM_GUEST_OPTIONS "'" : "");
+
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		pr_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	{
+		uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 &&
+		    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+			pr_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	ret = set_irq_routing(vm);
+	if (ret)
+		return ret;
+	ret = get_supported_cpuid(vm);
+	if (ret)
+		return ret;
+
+	ret = memory_alloc(&vm->mem, cfg->mem_size, cfg->hugepages);
+	if (ret) {
+		pr_err("cannot allocate %" PRIu64 " MiB of guest RAM%s: %s", cfg->mem_size >> 20,
+		       cfg->hugepages ? " from huge pages (is /proc/sys/vm/nr_hugepages set?)" : "",
+		       strerror(-ret));
+		return ret;
+	}
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = vm->mem.regions[i].gpa,
+			.memory_size = vm->mem.regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			pr_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+			return -errno;
+		}
+	}
+
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0 || rx_space_fd < 0)
+		return -errno;
+	ret = setup_devices(vm);
+	if (ret)
+		return ret;
+
+	ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry);
+	if (ret)
+		return ret;
+
+	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < vm->nvcpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		if (ret)
+			return ret;
+	}
+	/* vCPU 0 is the bootstrap processor; the others wait in the in-kernel LAPIC for the
+	 * INIT/SIPI sequence the guest sends, as on real hardware. */
+	if (cfg->payload)
+		ret = vcpu_setup_real_mode(&vm->vcpus[0], 0, PAYLOAD_ADDR, 0x7000);
+	else
+		ret = vcpu_setup_long_mode(&vm->vcpus[0], entry, BOOT_PARAMS_ADDR);
+	if (ret) {
+		pr_err("vcpu0: initial register state: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+void vm_request_stop(struct vm *vm, enum stop_reason reason, int status)
+{
+	enum stop_reason none = STOP_NONE;
+	uint64_t one = 1;
+
+	if (__atomic_compare_exchange_n(&vm->stop_reason, &none, reason, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST)) {
+		vm->exit_status = status;
+		if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+			pr_debug("stop eventfd: %s", strerror(errno));
+	}
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+/* Offers pending console input to the UART; returns true when all of it was taken. */
+static bool deliver_input(struct vm *vm)
+{
+	struct console *c = &vm->console;
+
+	if (c->pending_off < c->npending)
+		c->pending_off += serial8250_receive(&vm->com1, c->pending + c->pending_off,
+						     c->npending - c->pending_off);
+	return c->pending_off >= c->npending;
+}
+
+static int epoll_add(int ep, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+enum { TAG_STOP, TAG_SIGNAL, TAG_TIMER, TAG_INPUT, TAG_RXSPACE, TAG_LISTEN };
+
+int vm_run(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	struct console *c = &vm->console;
+	sigset_t set;
+	int ep, sfd, tfd = -1, ret;
+	bool input_watched = false;
+	int watched_fd = -1;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1); /* vCPU threads unblock it for themselves */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, SIGUSR1);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || ep < 0) {
+		pr_err("event loop: %s", strerror(errno));
+		return EXIT_ERROR;
+	}
+	epoll_add(ep, vm->stop_fd, TAG_STOP);
+	epoll_add(ep, sfd, TAG_SIGNAL);
+	epoll_add(ep, rx_space_fd, TAG_RXSPACE);
+	if (c->listen_fd >= 0)
+		epoll_add(ep, c->listen_fd, TAG_LISTEN);
+	if (vm->cfg->timeout_s) {
+		struct itimerspec its = { .it_value.tv_sec = vm->cfg->timeout_s };
+		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0) {
+			pr_err("timeout timer: %s", strerror(errno));
+			return EXIT_ERROR;
+		}
+		epoll_add(ep, tfd, TAG_TIMER);
+	}
+
+	for (unsigned int i = 0; i < vm->nvcpus; i++) {
+		ret = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
+		if (ret) {
+			pr_err("cannot start vCPU thread %u: %s", i, strerror(ret));
+			vm_request_stop(vm, STOP_ERROR, EXIT_ERROR);
+			break;
+		}
+		vm->vcpus[i].started = true;
+	}
+
+	while (__atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) == STOP_NONE) {
+		struct epoll_event evs[8];
+		int n;
+		/* Watch the console input only while the UART has taken everything read so far:
+		 * that is the back-pressure from a slow guest. */
+		bool want_input = c->in_fd >= 0 && c->pending_off >= c->npending;
+
+		if (want_input && (!input_watched || watched_fd != c->in_fd)) {
+			if (input_watched)
+				epoll_ctl(ep, EPOLL_CTL_DEL, watched_fd, NULL);
+			input_watched = epoll_add(ep, c->in_fd, TAG_INPUT) == 0;
+			watched_fd = c->in_fd;
+		} else if (!want_input && input_watched) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, watched_fd, NULL);
+			input_watched = false;
+		}
+		n = epoll_wait(ep, evs, 8, -1);
+		if (n < 0 && errno != EINTR) {
+			pr_err("epoll_wait: %s", strerror(errno));
+			vm_request_stop(vm, STOP_ERROR, EXIT_ERROR);
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			struct signalfd_siginfo si;
+
+			switch (evs[i].data.u64) {
+			case TAG_SIGNAL:
+				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+					pr_info("signal %u: stopping the VM", si.ssi_signo);
+					vm_request_stop(vm, STOP_SIGNAL, 128 + (int)si.ssi_signo);
+				}
+				break;
+			case TAG_TIMER:
+				pr_err("timeout: the guest was still running after %u s; stopping it",
+				       vm->cfg->timeout_s);
+				vm_request_stop(vm, STOP_TIMEOUT, EXIT_TIMEOUT);
+				break;
+			case TAG_RXSPACE:
+				if (read(rx_space_fd, &v, sizeof(v)) < 0)
+					break;
+				deliver_input(vm);
+				break;
+			case TAG_LISTEN:
+				console_accept(c);
+				break;
+			case TAG_INPUT:
+				switch (console_read_input(c)) {
+				case CONSOLE_INPUT_QUIT:
+					pr_info("console escape: stopping the VM");
+					vm_request_stop(vm, STOP_USER, EXIT_GUEST_OFF);
+					break;
+				case CONSOLE_INPUT_EOF:
+					/* No more input (stdin closed): the guest keeps running. */
+					epoll_ctl(ep, EPOLL_CTL_DEL, watched_fd, NULL);
+					input_watched = false;
+					c->in_fd = -1;
+					break;
+				default:
+					deliver_input(vm);
+					break;
+				}
+				break;
+			default:
+				break;
+			}
+		}
+	}
+
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	if (log_max_level >= LOG_DEBUG)
+		for (unsigned int i = 0; i < vm->nvcpus; i++)
+			pr_debug("vcpu%u: %lu exits, %lu instructions completed for the host "
+				 "emulator",
+				 i, vm->vcpus[i].exits, vm->vcpus[i].emulated);
+	close(ep);
+	close(sfd);
+	if (tfd >= 0)
+		close(tfd);
+	return vm->exit_status;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned int i = 0; i < vm->nvcpus; i++)
+			if (vm->vcpus[i].vm)
+				vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	free(vm->supported_cpuid);
+	vm->supported_cpuid = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	if (rx_space_fd >= 0)
+		close(rx_space_fd);
+	rx_space_fd = -1;
+	vm->vm_fd = vm->kvm_fd = vm->stop_fd = -1;
+	memory_free(&vm->mem);
+}

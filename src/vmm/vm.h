@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* One virtual machine: the KVM VM, its RAM, devices and vCPUs, and the reason it stopped. */
+#ifndef VIREO_VMM_VM_H
+#define VIREO_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "../devices/bus.h"
+#include "../devices/pci.h"
+#include "../devices/platform.h"
+#include "../devices/rtc.h"
+#include "../devices/serial8250.h"
+#include "config.h"
+#include "console.h"
+#include "memory.h"
+
+/* Exit statuses of `vireo run` (documented in --help). */
+#define EXIT_GUEST_OFF 0
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+#define EXIT_GUEST_CRASH 3
+#define EXIT_TIMEOUT 124
+
+enum stop_reason {
+	STOP_NONE,
+	STOP_POWEROFF,
+	STOP_REBOOT,
+	STOP_CRASH,
+	STOP_ERROR,
+	STOP_TIMEOUT,
+	STOP_SIGNAL,
+	STOP_USER, /* console escape */
+	STOP_PAYLOAD_EXIT,
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	unsigned long exits;
+	unsigned long emulated; /* instructions completed by the VMM for the host's emulator */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	bool pvm_host;	  /* detected kvm_pvm */
+	bool pvm_profile; /* workarounds applied */
+	struct guest_mem mem;
+	struct kvm_cpuid2 *supported_cpuid;
+	unsigned int max_vcpus;
+	struct vcpu *vcpus;
+	unsigned int nvcpus;
+
+	struct bus pio;
+	struct bus mmio;
+	struct serial8250 com1;
+	struct rtc rtc;
+	struct platform platform;
+	struct pci_bus pci;
+	struct console console;
+
+	/* Stop handshake: the first stop request wins; the main loop is woken by stop_fd. */
+	int stop_fd;
+	enum stop_reason stop_reason;
+	int exit_status;
+	bool stopping;
+};
+
+/* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
+ * printing why. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* Starts the vCPUs and runs the main loop until the VM stops; returns the exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+/* Called from any thread: ends the VM with this reason and status (first caller wins). */
+void vm_request_stop(struct vm *vm, enum stop_reason reason, int status);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
+int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params);
+int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t sp);
+void *vcpu_thread(void *arg);
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_dump_regs(struct vcpu *vcpu);
+void vcpu_destroy(struct vcpu *vcpu);
+
+/* exits.c: completes instructions the host's emulator refused. Returns 0 when the vCPU can go
+ * on, -ENOTSUP (after explaining) when it cannot. */
+int vcpu_handle_emulation_failure(struct vcpu *vcpu);
+
+#endif
