@@ -40,6 +40,9 @@ static const char usage[] =
 	"      --on-reboot exit|restart\n"
 	"                           what a guest reboot does (default exit, status 0)\n"
 	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
+	"      --profile FILE       sample each vCPU's instruction pointer 100 times a second and\n"
+	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
+	"                           guest spends its time: symbolize with the kernel's System.map)\n"
 	"  -v, --verbose            more messages (repeat for debug)\n"
 	"  -q, --quiet              only errors\n"
 	"  -h, --help               this text\n"
@@ -62,6 +65,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_ON_REBOOT,
 	OPT_TIMEOUT,
+	OPT_PROFILE,
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +81,7 @@ static const struct option long_opts[] = {
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -204,6 +209,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 					   "--timeout: '%s' is not a number of seconds (1..604800)",
 					   optarg);
 			cfg->timeout_s = (unsigned int)v;
+			break;
+		case OPT_PROFILE:
+			cfg->profile = optarg;
 			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;

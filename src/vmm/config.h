@@ -30,6 +30,7 @@ struct vm_config {
 	const char *console_path;
 	enum reboot_action on_reboot;
 	unsigned int timeout_s; /* 0: none */
+	const char *profile;	/* guest RIP histogram output file */
 	int verbosity;		/* -1 quiet, 0 normal, 1+ verbose */
 };
 

@@ -272,9 +272,9 @@ static const char *insn_name(const struct insn *in, int op)
 		case 1:
 			return "FXRSTOR";
 		case 4:
-			return "XSAVE (guest option noxsave avoids it)";
+			return "XSAVE (guest option clearcpuid=xsave avoids it)";
 		case 5:
-			return "XRSTOR (guest option noxsave avoids it)";
+			return "XRSTOR (guest option clearcpuid=xsave avoids it)";
 		case 6:
 			return "XSAVEOPT/CLWB";
 		case 7:
@@ -450,7 +450,7 @@ unknown:
 	       vcpu->index, name, (uint64_t)regs.rip, in.mode, in.n > 0 ? hex : "(unreadable)",
 	       vcpu->vm->pvm_host ? ". On this PVM host, hide the CPU feature that makes the guest "
 				    "use it (--cpu-features -NAME, or a guest option such as "
-				    "noxsave)"
+				    "clearcpuid=xsave)"
 				  : "");
 	return -ENOTSUP;
 }

@@ -165,6 +165,8 @@ err_close:
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
+	free(vcpu->samples);
+	vcpu->samples = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->run_size);
 	if (vcpu->fd >= 0)
@@ -346,6 +348,31 @@ static void crash(struct vcpu *vcpu, const char *what)
 	vm_request_stop(vcpu->vm, STOP_CRASH, EXIT_GUEST_CRASH);
 }
 
+static void vcpu_take_sample(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0)
+		return;
+	if (vcpu->nsamples == vcpu->samples_cap) {
+		size_t cap = vcpu->samples_cap ? vcpu->samples_cap * 2 : 4096;
+		uint64_t *p = realloc(vcpu->samples, cap * sizeof(*p));
+		if (!p)
+			return;
+		vcpu->samples = p;
+		vcpu->samples_cap = cap;
+	}
+	vcpu->samples[vcpu->nsamples++] = r.rip;
+}
+
+void vcpu_request_sample(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	__atomic_store_n(&vcpu->sample_requested, true, __ATOMIC_RELEASE);
+	pthread_kill(vcpu->thread, SIGUSR1);
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -362,6 +389,9 @@ void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				if (__atomic_exchange_n(&vcpu->sample_requested, false,
+							__ATOMIC_ACQ_REL))
+					vcpu_take_sample(vcpu);
 				continue;
 			}
 			pr_err("vcpu%u: KVM_RUN: %s", vcpu->index, strerror(errno));

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../boot/acpi.h"
@@ -32,7 +33,7 @@
 #define MAX_PAYLOAD_SIZE (EBDA_START - PAYLOAD_ADDR)
 
 /* Kernel options that hide what KVM_SET_CPUID2 cannot on PVM hosts (see shared/DESIGN.md). */
-#define PVM_GUEST_OPTIONS "noxsave clearcpuid=erms,fsrm,smap,fsgsbase,pcid,invpcid,popcnt"
+#define PVM_GUEST_OPTIONS "clearcpuid=xsave,erms,fsrm,smap,fsgsbase,pcid,invpcid,popcnt"
 
 struct kvm_cap_need {
 	int cap;
@@ -540,6 +541,51 @@ static int epoll_add(int ep, int fd, uint64_t tag)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+static void *profiler_thread(void *arg)
+{
+	struct vm *vm = arg;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		nanosleep(&ts, NULL);
+		for (unsigned int i = 0; i < vm->nvcpus; i++)
+			vcpu_request_sample(&vm->vcpus[i]);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Writes "count rip" lines, most frequent first is left to sort(1); one block per vCPU. */
+static void profile_write(struct vm *vm)
+{
+	FILE *f = fopen(vm->cfg->profile, "w");
+
+	if (!f) {
+		pr_err("--profile %s: %s", vm->cfg->profile, strerror(errno));
+		return;
+	}
+	for (unsigned int i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		fprintf(f, "# vcpu%u: %zu samples\n", i, v->nsamples);
+		qsort(v->samples, v->nsamples, sizeof(uint64_t), cmp_u64);
+		for (size_t j = 0; j < v->nsamples;) {
+			size_t k = j;
+			while (k < v->nsamples && v->samples[k] == v->samples[j])
+				k++;
+			fprintf(f, "%zu %016" PRIx64 "\n", k - j, v->samples[j]);
+			j = k;
+		}
+	}
+	fclose(f);
+}
+
 enum { TAG_STOP, TAG_SIGNAL, TAG_TIMER, TAG_INPUT, TAG_RXSPACE, TAG_LISTEN };
 
 int vm_run(struct vm *vm)
@@ -590,6 +636,10 @@ int vm_run(struct vm *vm)
 		}
 		vm->vcpus[i].started = true;
 	}
+
+	if (vm->cfg->profile && vm->stop_reason == STOP_NONE)
+		vm->profiler_started =
+			pthread_create(&vm->profiler, NULL, profiler_thread, vm) == 0;
 
 	while (__atomic_load_n(&vm->stop_reason, __ATOMIC_SEQ_CST) == STOP_NONE) {
 		struct epoll_event evs[8];
@@ -665,6 +715,14 @@ int vm_run(struct vm *vm)
 	for (unsigned int i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (vm->profiler_started) {
+		pthread_join(vm->profiler, NULL);
+		profile_write(vm);
+	}
+	/* A guest that did not finish in time: show where each vCPU was. */
+	if (vm->stop_reason == STOP_TIMEOUT)
+		for (unsigned int i = 0; i < vm->nvcpus; i++)
+			vcpu_dump_regs(&vm->vcpus[i]);
 	if (log_max_level >= LOG_DEBUG)
 		for (unsigned int i = 0; i < vm->nvcpus; i++)
 			pr_debug("vcpu%u: %lu exits, %lu instructions completed for the host "

@@ -46,6 +46,10 @@ struct vcpu {
 	bool started;
 	unsigned long exits;
 	unsigned long emulated; /* instructions completed by the VMM for the host's emulator */
+	/* --profile: RIP samples taken when the profiler interrupts KVM_RUN. */
+	bool sample_requested;
+	uint64_t *samples;
+	size_t nsamples, samples_cap;
 };
 
 struct vm {
@@ -73,6 +77,8 @@ struct vm {
 	enum stop_reason stop_reason;
 	int exit_status;
 	bool stopping;
+	pthread_t profiler;
+	bool profiler_started;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
@@ -90,6 +96,8 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t sp);
 void *vcpu_thread(void *arg);
 void vcpu_kick(struct vcpu *vcpu);
+/* --profile: interrupts KVM_RUN so the vCPU thread records its RIP. */
+void vcpu_request_sample(struct vcpu *vcpu);
 void vcpu_dump_regs(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 
