@@ -33,49 +33,70 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 src_tar=$(ls /usr/src/linux-source-6.1.tar.* | head -n1)
-key=$( {
-	cat "$here/build.sh" "$here/kernel.config"
-	cat "$here"/patches/*.patch "$here"/rootfs/*
-	dpkg-query -W linux-source-6.1 busybox-static
+cache_root=${VIREO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vireo}
+mkdir -p "$cache_root/guest" "$cache_root/kernel"
+
+# The kernel and the initramfs are cached separately: changing the init scripts must not cost a
+# kernel build. The kernel key covers everything the kernel build reads.
+kkey=$( {
+	sed -n '/^# BEGIN KERNEL BUILD/,/^# END KERNEL BUILD/p' "$here/build.sh"
+	cat "$here/kernel.config" "$here"/patches/*.patch
+	dpkg-query -W linux-source-6.1
 	gcc --version | head -n1
 } | sha256sum | cut -c1-16)
-cache_root=${VIREO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vireo}
+key=$( {
+	echo "$kkey"
+	sed -n '/^# BEGIN INITRAMFS/,/^# END INITRAMFS/p' "$here/build.sh"
+	cat "$here"/rootfs/*
+	dpkg-query -W busybox-static
+} | sha256sum | cut -c1-16)
+kout="$cache_root/kernel/$kkey"
 out="$cache_root/guest/$key"
 if [ $force = 0 ] && [ -f "$out/done" ]; then
 	echo "$out"
 	exit 0
 fi
 
-mkdir -p "$cache_root/guest"
 work=$(mktemp -d "$cache_root/guest/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-log "building test guest $key in $work (kernel build takes several minutes)"
 
-tar -C "$work" -xf "$src_tar"
-ksrc="$work/linux-source-6.1"
-for p in "$here"/patches/*.patch; do
-	log "applying $(basename "$p")"
-	patch -d "$ksrc" -p1 -s < "$p"
-done
+# BEGIN KERNEL BUILD
+if [ $force = 1 ] || [ ! -f "$kout/done" ]; then
+	log "building test guest kernel $kkey in $work (takes several minutes)"
+	tar -C "$work" -xf "$src_tar"
+	ksrc="$work/linux-source-6.1"
+	for p in "$here"/patches/*.patch; do
+		log "applying $(basename "$p")"
+		patch -d "$ksrc" -p1 -s < "$p"
+	done
+	make -C "$ksrc" -s tinyconfig >&2
+	"$ksrc/scripts/kconfig/merge_config.sh" -m -O "$ksrc" "$ksrc/.config" "$here/kernel.config" >&2
+	make -C "$ksrc" -s olddefconfig >&2
+	# Say which requested options did not stick (renamed or dependency missing).
+	while IFS= read -r line; do
+		case "$line" in CONFIG_*=*) ;; *) continue ;; esac
+		opt=${line%%=*}
+		val=${line#*=}
+		if [ "$val" = n ]; then
+			grep -q "^$opt=" "$ksrc/.config" && log "warning: $opt wanted off but is on"
+		else
+			grep -qx "$line" "$ksrc/.config" || log "warning: $line did not stick"
+		fi
+	done < "$here/kernel.config"
+	make -C "$ksrc" -s -j"$(nproc)" vmlinux bzImage usr/gen_init_cpio >&2
+	rm -rf "$kout.tmp"
+	mkdir -p "$kout.tmp"
+	cp "$ksrc/vmlinux" "$ksrc/arch/x86/boot/bzImage" "$ksrc/System.map" "$ksrc/.config" \
+		"$ksrc/usr/gen_init_cpio" "$kout.tmp/"
+	touch "$kout.tmp/done"
+	rm -rf "$kout"
+	mv "$kout.tmp" "$kout"
+	rm -rf "$ksrc"
+fi
+# END KERNEL BUILD
 
-make -C "$ksrc" -s tinyconfig >&2
-"$ksrc/scripts/kconfig/merge_config.sh" -m -O "$ksrc" "$ksrc/.config" "$here/kernel.config" >&2
-make -C "$ksrc" -s olddefconfig >&2
-# Say which requested options did not stick (renamed or dependency missing).
-while IFS= read -r line; do
-	case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-	opt=${line%%=*}
-	val=${line#*=}
-	if [ "$val" = n ]; then
-		grep -q "^$opt=" "$ksrc/.config" && log "warning: $opt wanted off but is on"
-	else
-		grep -qx "$line" "$ksrc/.config" || log "warning: $line did not stick"
-	fi
-done < "$here/kernel.config"
-
-make -C "$ksrc" -s -j"$(nproc)" vmlinux bzImage >&2
-
-# initramfs: busybox-static with one symlink per applet, our init, inittab and profile.
+# BEGIN INITRAMFS
+# busybox-static, our init, inittab and profile.
 list="$work/initramfs.list"
 {
 	echo "dir /dev 0755 0 0"
@@ -87,19 +108,22 @@ list="$work/initramfs.list"
 	echo "file /init $here/rootfs/init 0755 0 0"
 	echo "file /etc/inittab $here/rootfs/inittab 0644 0 0"
 	echo "file /etc/profile $here/rootfs/profile 0644 0 0"
-	# Debian's busybox shell runs applets without links (FEATURE_SH_STANDALONE); only what is
-	# exec'd by path needs one. Every entry costs emulated kernel time when unpacked.
+	# Debian's busybox shell runs applets without links (FEATURE_SH_STANDALONE, through
+	# /proc/self/exe); only what is exec'd by path needs one. Every entry costs emulated
+	# kernel time when unpacked.
 	for a in /bin/sh /sbin/init /sbin/poweroff /sbin/reboot; do
 		echo "slink $a /bin/busybox 0777 0 0"
 	done
 } > "$list"
-"$ksrc/usr/gen_init_cpio" "$list" > "$work/initramfs.cpio"
+"$kout/gen_init_cpio" "$list" > "$work/initramfs.cpio"
+# END INITRAMFS
 
+rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
-cp "$ksrc/vmlinux" "$ksrc/arch/x86/boot/bzImage" "$ksrc/System.map" "$ksrc/.config" \
-	"$work/initramfs.cpio" "$out.tmp/"
+cp "$kout/vmlinux" "$kout/bzImage" "$kout/System.map" "$kout/.config" "$work/initramfs.cpio" \
+	"$out.tmp/"
 {
-	echo "key=$key"
+	echo "key=$key kernel=$kkey"
 	dpkg-query -W linux-source-6.1 busybox-static
 	date -u +built=%Y-%m-%dT%H:%M:%SZ
 } > "$out.tmp/info"

@@ -150,8 +150,7 @@ static uint32_t eisa_id(const char *id)
 	return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >> 8) & 0xff00) | (v >> 24);
 }
 
-static void put_word_range(struct blob *r, uint8_t type, uint8_t tflags, uint16_t min,
-			   uint16_t max)
+static void put_word_range(struct blob *r, uint8_t type, uint8_t tflags, uint16_t min, uint16_t max)
 {
 	put8(r, 0x88); /* Word Address Space Descriptor */
 	put16(r, 13);
@@ -167,16 +166,16 @@ static void put_word_range(struct blob *r, uint8_t type, uint8_t tflags, uint16_
 
 static void build_pci0_crs(struct blob *r)
 {
-	put_word_range(r, 2, 0, 0, 0);		 /* bus numbers 0..0 */
+	put_word_range(r, 2, 0, 0, 0); /* bus numbers 0..0 */
 	put_word_range(r, 1, 3, 0x0000, 0x0cf7); /* I/O below the config ports */
-	put8(r, 0x47);				 /* I/O port descriptor: 0xCF8, 8 ports */
+	put8(r, 0x47); /* I/O port descriptor: 0xCF8, 8 ports */
 	put8(r, 1);
 	put16(r, PCI_CONFIG_PORT);
 	put16(r, PCI_CONFIG_PORT);
 	put8(r, 1);
 	put8(r, 8);
 	put_word_range(r, 1, 3, 0x0d00, 0xffff); /* I/O above */
-	put8(r, 0x87);				 /* DWord memory: the 32-bit MMIO window */
+	put8(r, 0x87); /* DWord memory: the 32-bit MMIO window */
 	put16(r, 23);
 	put8(r, 0);
 	put8(r, 0x0c);
@@ -217,7 +216,7 @@ static void build_dsdt(struct blob *t)
 	put8(&sb, '\\');
 	put(&sb, "_SB_", 4);
 	aml_pkg(&sb, 0x5b, 0x82, &dev, 1); /* DeviceOp */
-	aml_pkg(t, 0, 0x10, &sb, 0);	   /* ScopeOp */
+	aml_pkg(t, 0, 0x10, &sb, 0); /* ScopeOp */
 
 	/* Name (\_S5, Package () { SLP_TYPa, SLP_TYPb, 0, 0 }): soft off. */
 	put8(&pkg, 4);
@@ -239,8 +238,8 @@ static void build_fadt(struct blob *t, uint64_t facs, uint64_t dsdt)
 	put_header(t, "FACP", 6);
 	put32(t, (uint32_t)facs);
 	put32(t, (uint32_t)dsdt);
-	put8(t, 0);  /* reserved */
-	put8(t, 0);  /* preferred PM profile: unspecified */
+	put8(t, 0); /* reserved */
+	put8(t, 0); /* preferred PM profile: unspecified */
 	put16(t, ACPI_SCI_IRQ);
 	put32(t, 0); /* SMI_CMD: none, ACPI is always enabled */
 	put8(t, 0);
@@ -255,14 +254,14 @@ static void build_fadt(struct blob *t, uint64_t facs, uint64_t dsdt)
 	put32(t, ACPI_PM_TMR_PORT);
 	put32(t, 0); /* GPE0 */
 	put32(t, 0); /* GPE1 */
-	put8(t, 4);  /* PM1_EVT_LEN */
-	put8(t, 2);  /* PM1_CNT_LEN */
+	put8(t, 4); /* PM1_EVT_LEN */
+	put8(t, 2); /* PM1_CNT_LEN */
 	put8(t, 0);
 	put8(t, 4); /* PM_TMR_LEN */
 	put8(t, 0);
 	put8(t, 0);
 	put8(t, 0);
-	put8(t, 0);	  /* CST_CNT */
+	put8(t, 0); /* CST_CNT */
 	put16(t, 0x0fff); /* C2 latency: not supported */
 	put16(t, 0x0fff); /* C3 latency: not supported */
 	put16(t, 0);
@@ -279,7 +278,7 @@ static void build_fadt(struct blob *t, uint64_t facs, uint64_t dsdt)
 	put_gas_io(t, RESET_CONTROL_PORT, 8, 1);
 	put8(t, RESET_CONTROL_VALUE);
 	put16(t, 0); /* ARM boot arch */
-	put8(t, 0);  /* FADT minor version */
+	put8(t, 0); /* FADT minor version */
 	put64(t, facs);
 	put64(t, dsdt);
 	put_gas_io(t, ACPI_PM1_EVT_PORT, 32, 2);
@@ -292,7 +291,7 @@ static void build_fadt(struct blob *t, uint64_t facs, uint64_t dsdt)
 	put_gas_io(t, 0, 0, 0);
 	put_gas_io(t, 0, 0, 0); /* sleep control */
 	put_gas_io(t, 0, 0, 0); /* sleep status */
-	put(t, "VIREOKVM", 8);	/* hypervisor vendor identity */
+	put(t, "VIREOKVM", 8); /* hypervisor vendor identity */
 	finish(t);
 }
 
@@ -340,8 +339,8 @@ static void build_mcfg(struct blob *t)
 	put64(t, 0);
 	put64(t, PCI_ECAM_BASE);
 	put16(t, 0); /* segment */
-	put8(t, 0);  /* start bus */
-	put8(t, 0);  /* end bus */
+	put8(t, 0); /* start bus */
+	put8(t, 0); /* end bus */
 	put32(t, 0);
 	finish(t);
 }

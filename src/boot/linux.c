@@ -64,8 +64,8 @@ static int probe_elf(const uint8_t *data, size_t size, struct kernel_image *k, c
 			    "ELF file is not a 64-bit x86-64 kernel (wrong class or machine)");
 	if (eh->e_type != ET_EXEC)
 		return fail(err, errlen, -ENOEXEC, "ELF file is not an executable (vmlinux)");
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
-	    eh->e_phoff > size || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff)
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 || eh->e_phoff > size ||
+	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff)
 		return fail(err, errlen, -ENOEXEC, "ELF program headers are missing or truncated");
 	for (int i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *ph = (const Elf64_Phdr *)(data + eh->e_phoff) + i;
@@ -106,7 +106,8 @@ static int probe_bzimage(const uint8_t *data, size_t size, struct kernel_image *
 	uint8_t xloadflags;
 
 	if (size < 0x268)
-		return fail(err, errlen, -ENOEXEC, "bzImage is truncated (setup header incomplete)");
+		return fail(err, errlen, -ENOEXEC,
+			    "bzImage is truncated (setup header incomplete)");
 	k->version = get_le16(data + 0x206);
 	if (k->version < 0x020c)
 		return fail(err, errlen, -ENOEXEC,
@@ -140,8 +141,7 @@ static int probe_bzimage(const uint8_t *data, size_t size, struct kernel_image *
 	return 0;
 }
 
-int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *err,
-		size_t errlen)
+int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *err, size_t errlen)
 {
 	memset(k, 0, sizeof(*k));
 	k->data = data;
@@ -157,17 +157,17 @@ int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *
 		    "file is not a Linux kernel (neither an ELF vmlinux nor a bzImage)");
 }
 
-int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *err,
-	       size_t errlen)
+int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *err, size_t errlen)
 {
 	char msg[160];
 	uint8_t *dst;
 
 	if (k->end > memory_low_end(mem)) {
-		snprintf(msg, sizeof(msg),
-			 "kernel needs guest RAM up to %llu MiB but the VM has %llu MiB below 3 GiB",
-			 (unsigned long long)(k->end >> 20),
-			 (unsigned long long)(memory_low_end(mem) >> 20));
+		snprintf(
+			msg, sizeof(msg),
+			"kernel needs guest RAM up to %llu MiB but the VM has %llu MiB below 3 GiB",
+			(unsigned long long)(k->end >> 20),
+			(unsigned long long)(memory_low_end(mem) >> 20));
 		return fail(err, errlen, -ENOSPC, msg);
 	}
 	if (k->format == KERNEL_BZIMAGE) {

@@ -11,30 +11,31 @@
 
 #include "../vmm/memory.h"
 
-enum kernel_format { KERNEL_BZIMAGE, KERNEL_ELF };
+enum kernel_format {
+	KERNEL_BZIMAGE,
+	KERNEL_ELF
+};
 
 struct kernel_image {
 	enum kernel_format format;
 	const uint8_t *data; /* the whole file, owned by the caller */
 	size_t size;
-	uint64_t entry;	    /* guest-physical address of the 64-bit entry point */
+	uint64_t entry; /* guest-physical address of the 64-bit entry point */
 	uint64_t load_addr; /* lowest guest-physical address the kernel occupies */
-	uint64_t end;	    /* first byte after everything the kernel needs (incl. init_size) */
-	uint16_t version;   /* boot protocol version (bzImage; 0x020f assumed for ELF) */
-	size_t setup_size;  /* bzImage: bytes of real-mode setup before the 64-bit kernel */
+	uint64_t end; /* first byte after everything the kernel needs (incl. init_size) */
+	uint16_t version; /* boot protocol version (bzImage; 0x020f assumed for ELF) */
+	size_t setup_size; /* bzImage: bytes of real-mode setup before the 64-bit kernel */
 	uint32_t initrd_addr_max;
 	uint32_t cmdline_max; /* longest command line the kernel accepts, without the NUL */
-	bool has_pvh;	      /* ELF note XEN_ELFNOTE_PHYS32_ENTRY present */
+	bool has_pvh; /* ELF note XEN_ELFNOTE_PHYS32_ENTRY present */
 	uint32_t pvh_entry;
 };
 
 /* Recognises the image and checks it is complete and bootable. Returns 0 or -EINVAL/-ENOEXEC
  * with a message in err. */
-int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *err,
-		size_t errlen);
+int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *err, size_t errlen);
 /* Copies the kernel into guest RAM. */
-int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *err,
-	       size_t errlen);
+int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *err, size_t errlen);
 /* Chooses where an initrd of size bytes goes: as high as the kernel allows, below the 32-bit
  * hole, above the kernel. Returns 0 or -ENOSPC with a message. */
 int linux_place_initrd(const struct guest_mem *mem, const struct kernel_image *k, uint64_t size,

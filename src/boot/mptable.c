@@ -96,10 +96,10 @@ int mptable_build(uint8_t *buf, size_t avail, uint64_t gpa, unsigned int ncpus)
 	for (unsigned int i = 0; i < ncpus; i++, count++) {
 		w8(&w, 0);
 		w8(&w, (uint8_t)i);
-		w8(&w, 0x14);		  /* LAPIC version */
-		w8(&w, i == 0 ? 3 : 1);	  /* enabled, bootstrap processor */
-		w32(&w, 0x600);		  /* family 6 */
-		w32(&w, 0x201);		  /* FPU, APIC */
+		w8(&w, 0x14); /* LAPIC version */
+		w8(&w, i == 0 ? 3 : 1); /* enabled, bootstrap processor */
+		w32(&w, 0x600); /* family 6 */
+		w32(&w, 0x201); /* FPU, APIC */
 		w32(&w, 0);
 		w32(&w, 0);
 	}

@@ -9,12 +9,13 @@
 #define VIREO_VERSION "0.1.0"
 #endif
 
-static const char usage[] = "Usage: vireo COMMAND [OPTIONS]\n"
-			    "\n"
-			    "Commands:\n"
-			    "  run        boot one virtual machine in this process (see vireo run --help)\n"
-			    "  version    print the version\n"
-			    "  help       this text\n";
+static const char usage[] =
+	"Usage: vireo COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  run        boot one virtual machine in this process (see vireo run --help)\n"
+	"  version    print the version\n"
+	"  help       this text\n";
 
 int main(int argc, char **argv)
 {

@@ -6,7 +6,12 @@
 #include <stdarg.h>
 #include <stdnoreturn.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level {
+	LOG_ERROR,
+	LOG_WARN,
+	LOG_INFO,
+	LOG_DEBUG
+};
 
 /* Messages above this level are dropped. Default LOG_INFO; `-v` raises it, `-q` lowers it. */
 extern enum log_level log_max_level;

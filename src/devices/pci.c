@@ -80,7 +80,8 @@ void pci_config_access(struct pci_bus *bus, unsigned int devfn, uint32_t offset,
 	if (is_write) {
 		for (uint32_t i = 0; i < len; i++) {
 			uint8_t m = dev->wmask[offset + i];
-			dev->cfg[offset + i] = (uint8_t)((dev->cfg[offset + i] & ~m) | (data[i] & m));
+			dev->cfg[offset + i] =
+				(uint8_t)((dev->cfg[offset + i] & ~m) | (data[i] & m));
 		}
 	} else {
 		memcpy(data, dev->cfg + offset, len);
@@ -125,6 +126,6 @@ void pci_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 {
 	struct pci_bus *bus = opaque;
 
-	pci_config_access(bus, (unsigned int)(offset >> 12) & 0xff, (uint32_t)(offset & 0xfff), data,
-			  len, is_write);
+	pci_config_access(bus, (unsigned int)(offset >> 12) & 0xff, (uint32_t)(offset & 0xfff),
+			  data, len, is_write);
 }

@@ -121,8 +121,7 @@ void platform_power_button(struct platform *p)
 
 /* 0x60 data, 0x64 status/command (offset 4). Enough of an 8042 for the BIOS-style reset
  * (command 0xFE, or 0xD1 with bit 0 clear) and for drivers probing the controller. */
-void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-		       bool is_write)
+void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct platform *p = opaque;
 	bool reset = false;

@@ -10,7 +10,10 @@
 #include <stdint.h>
 
 /* What the guest asked the machine to do. */
-enum platform_event { PLATFORM_RESET, PLATFORM_POWEROFF };
+enum platform_event {
+	PLATFORM_RESET,
+	PLATFORM_POWEROFF
+};
 
 struct platform_ops {
 	void (*event)(void *opaque, enum platform_event ev);
@@ -51,8 +54,7 @@ struct platform {
 
 void platform_init(struct platform *p, const struct platform_ops *ops, void *opaque);
 void platform_pm_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
-void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-		       bool is_write);
+void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void platform_rcr_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* The ACPI power button: sets PWRBTN_STS and raises the SCI when the guest enabled it. */
 void platform_power_button(struct platform *p);

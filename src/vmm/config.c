@@ -42,7 +42,8 @@ static const char usage[] =
 	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
 	"      --profile FILE       sample each vCPU's instruction pointer 100 times a second and\n"
 	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
-	"                           guest spends its time: symbolize with the kernel's System.map)\n"
+	"                           guest spends its time: symbolize with the kernel's "
+	"System.map)\n"
 	"  -v, --verbose            more messages (repeat for debug)\n"
 	"  -q, --quiet              only errors\n"
 	"  -h, --help               this text\n"
@@ -106,7 +107,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	cfg->console = CONSOLE_STDIO;
 	cfg->on_reboot = REBOOT_EXIT;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: also resets glibc's position inside a short-option cluster */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":k:i:c:m:vqh", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -125,10 +126,11 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		case 'm':
 			if (parse_size(optarg, MIB, &v) < 0)
 				return bad(err, errlen,
-					   "--memory: '%s' is not a size (examples: 256M, 2G)", optarg);
-			if (v < 16 * MIB)
-				return bad(err, errlen, "--memory: '%s' is too small (at least 16M)",
+					   "--memory: '%s' is not a size (examples: 256M, 2G)",
 					   optarg);
+			if (v < 16 * MIB)
+				return bad(err, errlen,
+					   "--memory: '%s' is too small (at least 16M)", optarg);
 			if (v > 1024 * GIB)
 				return bad(err, errlen, "--memory: '%s' is too large (at most 1T)",
 					   optarg);
@@ -144,8 +146,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 				return bad(err, errlen, "--cpus: %s: a VM needs at least one vCPU",
 					   optarg);
 			if (v > VM_MAX_CPUS_DEFAULT)
-				return bad(err, errlen, "--cpus: %s: at most 254 vCPUs are supported",
-					   optarg);
+				return bad(err, errlen,
+					   "--cpus: %s: at most 254 vCPUs are supported", optarg);
 			cfg->ncpus = (unsigned int)v;
 			break;
 		case OPT_HUGEPAGES:
@@ -188,10 +190,11 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 						   "--console: socket path '%s' is too long",
 						   cfg->console_path);
 			} else {
-				return bad(err, errlen,
-					   "--console: '%s': expected stdio, file:PATH, socket:PATH "
-					   "or none",
-					   optarg);
+				return bad(
+					err, errlen,
+					"--console: '%s': expected stdio, file:PATH, socket:PATH "
+					"or none",
+					optarg);
 			}
 			break;
 		case OPT_ON_REBOOT:
@@ -200,8 +203,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			else if (!strcmp(optarg, "restart"))
 				cfg->on_reboot = REBOOT_RESTART;
 			else
-				return bad(err, errlen, "--on-reboot: '%s': expected exit or restart",
-					   optarg);
+				return bad(err, errlen,
+					   "--on-reboot: '%s': expected exit or restart", optarg);
 			break;
 		case OPT_TIMEOUT:
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 7 * 24 * 3600)
@@ -232,10 +235,12 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
 			   argv[optind]);
 	if (!cfg->kernel && !cfg->payload)
-		return bad(err, errlen, "%s", "no guest given: use --kernel FILE (or --payload FILE)");
+		return bad(err, errlen, "%s",
+			   "no guest given: use --kernel FILE (or --payload FILE)");
 	if (cfg->kernel && cfg->payload)
 		return bad(err, errlen, "%s", "--kernel and --payload cannot be used together");
 	if (cfg->payload && (cfg->initrd || cfg->cmdline))
-		return bad(err, errlen, "%s", "--initrd and --cmdline need --kernel, not --payload");
+		return bad(err, errlen, "%s",
+			   "--initrd and --cmdline need --kernel, not --payload");
 	return 0;
 }

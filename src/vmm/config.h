@@ -9,9 +9,21 @@
 
 #include "cpuid.h"
 
-enum pvm_mode { PVM_AUTO, PVM_ON, PVM_OFF };
-enum console_kind { CONSOLE_STDIO, CONSOLE_FILE, CONSOLE_SOCKET, CONSOLE_NONE };
-enum reboot_action { REBOOT_EXIT, REBOOT_RESTART };
+enum pvm_mode {
+	PVM_AUTO,
+	PVM_ON,
+	PVM_OFF
+};
+enum console_kind {
+	CONSOLE_STDIO,
+	CONSOLE_FILE,
+	CONSOLE_SOCKET,
+	CONSOLE_NONE
+};
+enum reboot_action {
+	REBOOT_EXIT,
+	REBOOT_RESTART
+};
 
 #define VM_MAX_CPUS_DEFAULT 254 /* APIC IDs fit in 8 bits (xAPIC, MP table, MADT type 0) */
 
@@ -30,8 +42,8 @@ struct vm_config {
 	const char *console_path;
 	enum reboot_action on_reboot;
 	unsigned int timeout_s; /* 0: none */
-	const char *profile;	/* guest RIP histogram output file */
-	int verbosity;		/* -1 quiet, 0 normal, 1+ verbose */
+	const char *profile; /* guest RIP histogram output file */
+	int verbosity; /* -1 quiet, 0 normal, 1+ verbose */
 };
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

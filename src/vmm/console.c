@@ -47,14 +47,16 @@ int console_open(struct console *c, enum console_kind kind, const char *path)
 		/* A stale socket from an earlier run may be replaced; any other file may not. */
 		if (lstat(path, &st) == 0) {
 			if (!S_ISSOCK(st.st_mode)) {
-				pr_err("console socket %s: a file that is not a socket is in the way",
+				pr_err("console socket %s: a file that is not a socket is in the "
+				       "way",
 				       path);
 				return -EEXIST;
 			}
 			unlink(path);
 		}
 		c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		if (c->listen_fd < 0 ||
+		    bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 		    listen(c->listen_fd, 1) < 0) {
 			int err = -errno;
 			pr_err("console socket %s: %s", path, strerror(errno));

@@ -17,10 +17,10 @@
 
 struct console {
 	enum console_kind kind;
-	int in_fd;     /* -1: no input */
-	int out_fd;    /* -1: output dropped */
+	int in_fd; /* -1: no input */
+	int out_fd; /* -1: output dropped */
 	int listen_fd; /* socket console */
-	bool raw;      /* terminal switched to raw mode, restore at exit */
+	bool raw; /* terminal switched to raw mode, restore at exit */
 	bool escape_enabled;
 	bool escape_pending;
 	struct termios saved;
@@ -36,7 +36,11 @@ void console_close(struct console *c);
 void console_restore(struct console *c);
 void console_write(struct console *c, const uint8_t *buf, size_t len);
 
-enum console_input_result { CONSOLE_INPUT_OK, CONSOLE_INPUT_QUIT, CONSOLE_INPUT_EOF };
+enum console_input_result {
+	CONSOLE_INPUT_OK,
+	CONSOLE_INPUT_QUIT,
+	CONSOLE_INPUT_EOF
+};
 /* Reads what is waiting on in_fd into pending, handling the escape key. */
 enum console_input_result console_read_input(struct console *c);
 /* Feeds escape-processed input; exposed for tests. Appends to pending, returns QUIT on Ctrl-A x. */

@@ -7,6 +7,7 @@
 
 #include "../common/util.h"
 
+/* clang-format off */
 #define F(n, l, s, r, b) { n, l, s, CPUID_##r, b }
 static const struct cpu_feature features[] = {
 	F("sse3", 1, 0, ECX, 0), F("pclmulqdq", 1, 0, ECX, 1), F("monitor", 1, 0, ECX, 3),
@@ -62,11 +63,12 @@ static const struct cpu_feature features[] = {
 	F("kvmclock_stable", 0x40000001, 0, EAX, 24),
 };
 #undef F
+/* clang-format on */
 
 /* Names the PVM profile hides. Only bits present in KVM_GET_SUPPORTED_CPUID take effect this
  * way on such hosts; the rest are hidden with guest kernel options (see vm_pvm_cmdline). */
-static const char *const pvm_hidden[] = { "cx16", "smap", "fsgsbase", "pcid", "invpcid",
-					  "erms", "fsrm", "xsave", "popcnt" };
+static const char *const pvm_hidden[] = { "cx16", "smap", "fsgsbase", "pcid",  "invpcid",
+					  "erms", "fsrm", "xsave",    "popcnt" };
 
 static int name_eq(const char *a, const char *b)
 {
@@ -125,7 +127,8 @@ int cpuid_parse_features(const char *list, struct cpu_feature_change *out, size_
 		f = cpuid_feature_lookup(tok);
 		if (!f) {
 			snprintf(err, errlen,
-				 "unknown CPU feature '%s' (see `vireo run --help` for names)", tok);
+				 "unknown CPU feature '%s' (see `vireo run --help` for names)",
+				 tok);
 			return -EINVAL;
 		}
 		if ((size_t)n >= max) {

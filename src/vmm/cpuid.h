@@ -8,7 +8,12 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
-enum cpuid_reg { CPUID_EAX, CPUID_EBX, CPUID_ECX, CPUID_EDX };
+enum cpuid_reg {
+	CPUID_EAX,
+	CPUID_EBX,
+	CPUID_ECX,
+	CPUID_EDX
+};
 
 struct cpu_feature {
 	const char *name;

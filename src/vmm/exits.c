@@ -88,7 +88,7 @@ int guest_write_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t 
 /* Decoded prefix and operand state of one instruction. */
 struct insn {
 	const uint8_t *b;
-	int n;   /* bytes available */
+	int n; /* bytes available */
 	int pos; /* next byte to decode */
 	int mode; /* 16, 32 or 64 */
 	bool addr16_32_override;
@@ -172,8 +172,8 @@ static int decode_ea(struct insn *in, uint8_t modrm, const struct kvm_regs *r,
 	else if (in->seg == 5)
 		a += s->gs.base;
 	else if (in->mode != 64)
-		a += in->seg == 0   ? s->es.base
-		     : in->seg == 1 ? s->cs.base
+		a += in->seg == 0			      ? s->es.base
+		     : in->seg == 1			      ? s->cs.base
 		     : in->seg == 2 || (in->seg < 0 && stack) ? s->ss.base
 							      : s->ds.base;
 	*ea = a;

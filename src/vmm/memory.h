@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define MEM_HOLE_START 0xc0000000ULL /* 3 GiB: PCI MMIO, ECAM, IOAPIC, LAPIC above */
-#define MEM_HOLE_END 0x100000000ULL  /* 4 GiB */
+#define MEM_HOLE_END 0x100000000ULL /* 4 GiB */
 
 struct mem_region {
 	uint64_t gpa;

@@ -73,7 +73,7 @@ static void set_msrs(struct vcpu *vcpu)
 		{ MSR_KERNEL_GS_BASE, 0 },
 		{ MSR_SYSCALL_MASK, 0 },
 		{ MSR_LSTAR, 0 },
-		{ MSR_IA32_MISC_ENABLE, 1 },		 /* fast strings */
+		{ MSR_IA32_MISC_ENABLE, 1 }, /* fast strings */
 		{ MSR_MTRR_DEF_TYPE, (1u << 11) | 6 }, /* MTRRs on, default write-back */
 	};
 	struct {
@@ -303,12 +303,11 @@ void vcpu_dump_regs(struct vcpu *vcpu)
 	       "  gdt %" PRIx64 "/%x  idt %" PRIx64 "/%x\n"
 	       "  code at rip: %s",
 	       vcpu->index, (uint64_t)r.rip, (uint64_t)r.rsp, (uint64_t)r.rflags, (uint64_t)r.rax,
-	       (uint64_t)r.rbx, (uint64_t)r.rcx, (uint64_t)r.rdx, (uint64_t)r.rsi,
-	       (uint64_t)r.rdi, (uint64_t)r.rbp, (uint64_t)r.r8, (uint64_t)r.r9,
-	       (uint64_t)r.r10, (uint64_t)r.r11, (uint64_t)r.r12, (uint64_t)r.r13,
-	       (uint64_t)r.r14, (uint64_t)r.r15, s.cs.selector, (uint64_t)s.cs.base, s.cs.l,
-	       s.cs.db, s.ss.selector, s.ds.selector, s.tr.selector, (uint64_t)s.cr0,
-	       (uint64_t)s.cr2, (uint64_t)s.cr3, (uint64_t)s.cr4, (uint64_t)s.efer,
+	       (uint64_t)r.rbx, (uint64_t)r.rcx, (uint64_t)r.rdx, (uint64_t)r.rsi, (uint64_t)r.rdi,
+	       (uint64_t)r.rbp, (uint64_t)r.r8, (uint64_t)r.r9, (uint64_t)r.r10, (uint64_t)r.r11,
+	       (uint64_t)r.r12, (uint64_t)r.r13, (uint64_t)r.r14, (uint64_t)r.r15, s.cs.selector,
+	       (uint64_t)s.cs.base, s.cs.l, s.cs.db, s.ss.selector, s.ds.selector, s.tr.selector,
+	       (uint64_t)s.cr0, (uint64_t)s.cr2, (uint64_t)s.cr3, (uint64_t)s.cr4, (uint64_t)s.efer,
 	       (uint64_t)s.gdt.base, s.gdt.limit, (uint64_t)s.idt.base, s.idt.limit, bytes);
 }
 
@@ -337,8 +336,7 @@ static void handle_mmio(struct vcpu *vcpu)
 
 	if (len == 0 || len > 8)
 		return;
-	bus_access(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
-		   run->mmio.is_write);
+	bus_access(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
 static void crash(struct vcpu *vcpu, const char *what)

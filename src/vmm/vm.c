@@ -127,8 +127,8 @@ static int set_irq_routing(struct vm *vm)
 		if (gsi < 16 && gsi != 2) {
 			r.e[n].gsi = gsi;
 			r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-			r.e[n].u.irqchip.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
-							  : KVM_IRQCHIP_PIC_SLAVE;
+			r.e[n].u.irqchip.irqchip =
+				gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
 			r.e[n].u.irqchip.pin = gsi % 8;
 			n++;
 		}
@@ -586,7 +586,14 @@ static void profile_write(struct vm *vm)
 	fclose(f);
 }
 
-enum { TAG_STOP, TAG_SIGNAL, TAG_TIMER, TAG_INPUT, TAG_RXSPACE, TAG_LISTEN };
+enum {
+	TAG_STOP,
+	TAG_SIGNAL,
+	TAG_TIMER,
+	TAG_INPUT,
+	TAG_RXSPACE,
+	TAG_LISTEN
+};
 
 int vm_run(struct vm *vm)
 {
@@ -674,7 +681,8 @@ int vm_run(struct vm *vm)
 				}
 				break;
 			case TAG_TIMER:
-				pr_err("timeout: the guest was still running after %u s; stopping it",
+				pr_err("timeout: the guest was still running after %u s; stopping "
+				       "it",
 				       vm->cfg->timeout_s);
 				vm_request_stop(vm, STOP_TIMEOUT, EXIT_TIMEOUT);
 				break;

@@ -56,7 +56,7 @@ struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
 	int vm_fd;
-	bool pvm_host;	  /* detected kvm_pvm */
+	bool pvm_host; /* detected kvm_pvm */
 	bool pvm_profile; /* workarounds applied */
 	struct guest_mem mem;
 	struct kvm_cpuid2 *supported_cpuid;

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Command-line and bad-input tests for `vireo run`: every case must end with a clear message on
+stderr and the documented exit status, never a crash or a hang.
+Usage: cli_test.py VIREO PAYLOAD_DIR [GUEST_BUILD_SH]"""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+VIREO = sys.argv[1]
+PAYLOADS = sys.argv[2]
+failures = []
+passed = 0
+
+
+def run(args, timeout=120):
+    p = subprocess.run([VIREO] + args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(name, args, status, needle, where="stderr", timeout=120):
+    global passed
+    try:
+        code, out, err = run(args, timeout)
+    except subprocess.TimeoutExpired:
+        failures.append(f"{name}: hung (no exit within {timeout}s)")
+        print(f"FAIL {name}: hung")
+        return
+    text = err if where == "stderr" else out
+    problems = []
+    if code < 0:
+        problems.append(f"killed by signal {-code}")
+    if code != status:
+        problems.append(f"exit status {code}, want {status}")
+    if needle.lower() not in text.lower():
+        problems.append(f"{where} lacks {needle!r}")
+    if "Sanitizer" in err or "runtime error" in err:
+        problems.append("sanitizer report")
+    if problems:
+        failures.append(f"{name}: " + "; ".join(problems) + f"\n  stderr: {err.strip()[:600]}")
+        print(f"FAIL {name}: {problems}")
+    else:
+        passed += 1
+        print(f"ok   {name}: {text.strip().splitlines()[-1] if text.strip() else ''}")
+
+
+def guest_dir():
+    if len(sys.argv) < 4:
+        return None
+    p = subprocess.run([sys.argv[3]], capture_output=True, text=True)
+    return p.stdout.strip().splitlines()[-1] if p.returncode == 0 else None
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    hello = os.path.join(PAYLOADS, "hello.bin")
+    check("no-args", [], 2, "Usage: vireo")
+    check("help", ["run", "--help"], 0, "Usage: vireo run", where="stdout")
+    check("unknown-command", ["frobnicate"], 2, "unknown command")
+    check("unknown-option", ["run", "--frobnicate"], 2, "unknown option '--frobnicate'")
+    check("missing-value", ["run", "--kernel"], 2, "needs a value")
+    check("no-guest", ["run"], 2, "no guest given")
+    check("memory-0", ["run", "--payload", hello, "--memory", "0"], 2, "--memory")
+    check("memory-junk", ["run", "--payload", hello, "--memory", "lots"], 2, "not a size")
+    check("cpus-0", ["run", "--payload", hello, "--cpus", "0"], 2, "at least one vCPU")
+    check("cpus-too-many", ["run", "--payload", hello, "--cpus", "100000"], 2, "at most")
+    check("cpu-feature-unknown", ["run", "--payload", hello, "--cpu-features", "-warpdrive"],
+          2, "unknown CPU feature")
+    check("console-bad", ["run", "--payload", hello, "--console", "printer"], 2, "--console")
+    check("timeout-0", ["run", "--payload", hello, "--timeout", "0"], 2, "--timeout")
+    check("kernel-missing", ["run", "--kernel", os.path.join(tmp, "nope")], 1,
+          "No such file")
+    check("kernel-directory", ["run", "--kernel", tmp], 1, "directory")
+    rnd = os.path.join(tmp, "random.bin")
+    with open(rnd, "wb") as f:
+        f.write(random.Random(42).randbytes(1 << 20))
+    check("kernel-random-bytes", ["run", "--kernel", rnd], 1, "not a Linux kernel")
+    empty = os.path.join(tmp, "empty")
+    open(empty, "wb").close()
+    check("kernel-empty", ["run", "--kernel", empty], 1, "not a Linux kernel")
+    check("console-file-unwritable",
+          ["run", "--payload", hello, "--console", "file:/nonexistent/dir/console.txt"], 1,
+          "console file")
+    big = os.path.join(tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.truncate(1 << 20)
+    check("payload-too-big", ["run", "--payload", big], 1, "too large")
+    check("timeout-fires", ["run", "--payload", os.path.join(PAYLOADS, "hang.bin"),
+                            "--timeout", "3", "--console", "none"], 124, "timeout")
+
+    g = guest_dir()
+    if g:
+        bz = open(os.path.join(g, "bzImage"), "rb").read()
+        trunc = os.path.join(tmp, "truncated-bzImage")
+        with open(trunc, "wb") as f:
+            f.write(bz[: len(bz) // 2])
+        check("bzimage-truncated", ["run", "--kernel", trunc], 1, "truncated")
+        hdr = os.path.join(tmp, "header-only-bzImage")
+        with open(hdr, "wb") as f:
+            f.write(bz[:0x300])
+        check("bzimage-header-only", ["run", "--kernel", hdr], 1, "truncated")
+        huge = os.path.join(tmp, "huge-initrd")
+        with open(huge, "wb") as f:
+            f.truncate(300 << 20)
+        check("initrd-bigger-than-ram", ["run", "--kernel", os.path.join(g, "vmlinux"),
+                                         "--initrd", huge, "--memory", "256M"], 1,
+              "larger than guest RAM")
+        almost = os.path.join(tmp, "almost-initrd")
+        with open(almost, "wb") as f:
+            f.truncate(250 << 20)
+        check("initrd-no-room", ["run", "--kernel", os.path.join(g, "vmlinux"),
+                                 "--initrd", almost, "--memory", "256M"], 1, "does not fit")
+        check("cmdline-too-long", ["run", "--kernel", os.path.join(g, "vmlinux"),
+                                   "--cmdline", "x" * 5000], 1, "command line")
+    else:
+        failures.append("test guest not available: bzImage/initrd cases not run")
+
+print(f"{passed} passed, {len(failures)} failed")
+for f in failures:
+    print("FAIL", f)
+sys.exit(1 if failures else 0)
