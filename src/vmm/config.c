@@ -227,6 +227,12 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		case ':':
 			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
 		default:
+			/* For a short option inside a cluster argv[optind - 1] is not it. */
+			if (optopt) {
+				snprintf(err, errlen,
+					 "unknown option '-%c' (see `vireo run --help`)", optopt);
+				return -EINVAL;
+			}
 			return bad(err, errlen, "unknown option '%s' (see `vireo run --help`)",
 				   argv[optind - 1]);
 		}
