@@ -83,11 +83,12 @@ if [ $force = 1 ] || [ ! -f "$kout/done" ]; then
 			grep -qx "$line" "$ksrc/.config" || log "warning: $line did not stick"
 		fi
 	done < "$here/kernel.config"
-	make -C "$ksrc" -s -j"$(nproc)" vmlinux bzImage usr/gen_init_cpio >&2
+	make -C "$ksrc" -s -j"$(nproc)" vmlinux bzImage >&2
 	rm -rf "$kout.tmp"
 	mkdir -p "$kout.tmp"
 	cp "$ksrc/vmlinux" "$ksrc/arch/x86/boot/bzImage" "$ksrc/System.map" "$ksrc/.config" \
-		"$ksrc/usr/gen_init_cpio" "$kout.tmp/"
+		"$kout.tmp/"
+	gcc -O2 -o "$kout.tmp/gen_init_cpio" "$ksrc/usr/gen_init_cpio.c"
 	touch "$kout.tmp/done"
 	rm -rf "$kout"
 	mv "$kout.tmp" "$kout"

@@ -66,9 +66,24 @@ static const struct cpu_feature features[] = {
 /* clang-format on */
 
 /* Names the PVM profile hides. Only bits present in KVM_GET_SUPPORTED_CPUID take effect this
- * way on such hosts; the rest are hidden with guest kernel options (see vm_pvm_cmdline). */
-static const char *const pvm_hidden[] = { "cx16", "smap", "fsgsbase", "pcid",  "invpcid",
-					  "erms", "fsrm", "xsave",    "popcnt" };
+ * way on such hosts; the rest are hidden with guest kernel options (PVM_GUEST_OPTIONS in vm.c).
+ * The kvm_pv_* features are the ones a guest uses through hypercalls: a VMCALL from the guest
+ * kernel never completes on kvm_pvm (the vCPU stays on it), so PV IPIs, PV unhalt and PV yield
+ * must not be offered. */
+static const char *const pvm_hidden[] = {
+	"cx16",
+	"smap",
+	"fsgsbase",
+	"pcid",
+	"invpcid",
+	"erms",
+	"fsrm",
+	"xsave",
+	"popcnt",
+	"kvm_pv_send_ipi",
+	"kvm_pv_sched_yield",
+	"kvm_pv_unhalt",
+};
 
 static int name_eq(const char *a, const char *b)
 {
