@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -23,6 +24,10 @@ int vmm_run_main(int argc, char **argv)
 	static struct vm_config cfg;
 	char err[512];
 	int ret, status;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	vmm_start_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 
 	ret = config_parse_run(argc, argv, &cfg, err, sizeof(err));
 	if (ret == 1) {

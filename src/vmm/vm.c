@@ -518,6 +518,21 @@ void vm_request_stop(struct vm *vm, enum stop_reason reason, int status)
 	}
 }
 
+uint64_t vmm_start_ns;
+
+void vm_note_first_run(struct vm *vm)
+{
+	struct timespec now, cpu;
+
+	(void)vm;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	pr_debug("startup: first KVM_RUN %.3f ms after start, %.3f ms of CPU time",
+		 ((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - vmm_start_ns) /
+			 1e6,
+		 ((uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec) / 1e6);
+}
+
 static void kick_handler(int sig)
 {
 	(void)sig;

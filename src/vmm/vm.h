@@ -89,6 +89,10 @@ int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Called from any thread: ends the VM with this reason and status (first caller wins). */
 void vm_request_stop(struct vm *vm, enum stop_reason reason, int status);
+/* Logs (at debug level) the wall and CPU time from process start to the first KVM_RUN. */
+void vm_note_first_run(struct vm *vm);
+/* CLOCK_MONOTONIC at process start, set by main. */
+extern uint64_t vmm_start_ns;
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
