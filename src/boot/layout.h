@@ -25,6 +25,7 @@
 #define LAPIC_ADDR 0xfee00000
 
 /* Boot GDT selectors (the Linux boot protocol's __BOOT_CS / __BOOT_DS). */
+#define BOOT_CS32 0x08
 #define BOOT_CS 0x10
 #define BOOT_DS 0x18
 #define BOOT_TSS 0x20

@@ -18,6 +18,11 @@ static const char usage[] =
 	"  -k, --kernel FILE        Linux kernel: bzImage (64-bit boot protocol) or ELF vmlinux\n"
 	"  -i, --initrd FILE        initial ramdisk (cpio archive, optionally compressed)\n"
 	"  -c, --cmdline STRING     kernel command line (default: \"" VM_DEFAULT_CMDLINE "\")\n"
+	"      --boot auto|pvh|linux64\n"
+	"                           entry protocol: pvh uses the ELF note "
+	"XEN_ELFNOTE_PHYS32_ENTRY\n"
+	"                           (32-bit entry, hvm_start_info), linux64 the 64-bit boot\n"
+	"                           protocol (boot_params); auto: pvh when the note exists\n"
 	"      --payload FILE       freestanding test payload: a flat binary loaded at 0x8000 and\n"
 	"                           started in real mode at 0000:8000; port 0xf4 ends the VM with\n"
 	"                           exit status = the byte written\n"
@@ -67,6 +72,7 @@ enum {
 	OPT_ON_REBOOT,
 	OPT_TIMEOUT,
 	OPT_PROFILE,
+	OPT_BOOT,
 };
 
 static const struct option long_opts[] = {
@@ -83,6 +89,7 @@ static const struct option long_opts[] = {
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -212,6 +219,17 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 					   "--timeout: '%s' is not a number of seconds (1..604800)",
 					   optarg);
 			cfg->timeout_s = (unsigned int)v;
+			break;
+		case OPT_BOOT:
+			if (!strcmp(optarg, "auto"))
+				cfg->boot = BOOT_AUTO;
+			else if (!strcmp(optarg, "pvh"))
+				cfg->boot = BOOT_PVH;
+			else if (!strcmp(optarg, "linux64"))
+				cfg->boot = BOOT_LINUX64;
+			else
+				return bad(err, errlen,
+					   "--boot: '%s': expected auto, pvh or linux64", optarg);
 			break;
 		case OPT_PROFILE:
 			cfg->profile = optarg;

@@ -24,6 +24,11 @@ enum reboot_action {
 	REBOOT_EXIT,
 	REBOOT_RESTART
 };
+enum boot_protocol {
+	BOOT_AUTO,
+	BOOT_PVH,
+	BOOT_LINUX64
+};
 
 #define VM_MAX_CPUS_DEFAULT 254 /* APIC IDs fit in 8 bits (xAPIC, MP table, MADT type 0) */
 
@@ -41,6 +46,7 @@ struct vm_config {
 	enum console_kind console;
 	const char *console_path;
 	enum reboot_action on_reboot;
+	enum boot_protocol boot;
 	unsigned int timeout_s; /* 0: none */
 	const char *profile; /* guest RIP histogram output file */
 	int verbosity; /* -1 quiet, 0 normal, 1+ verbose */

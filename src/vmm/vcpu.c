@@ -205,7 +205,7 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 		return -EINVAL;
 	/* Flat GDT as the 64-bit boot protocol wants: __BOOT_CS 0x10, __BOOT_DS 0x18, a TSS. */
 	gdt[0] = 0;
-	gdt[1] = 0;
+	gdt[1] = 0x00cf9b000000ffffULL; /* 32-bit code, for the PVH entry */
 	gdt[2] = 0x00af9b000000ffffULL;
 	gdt[3] = 0x00cf93000000ffffULL;
 	gdt[4] = 0x00808b0000000fffULL;
@@ -244,6 +244,36 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 	regs.rip = entry;
 	regs.rsi = boot_params;
 	regs.rsp = BOOT_STACK_TOP;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
+int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_info)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	int ret;
+
+	/* Builds the GDT (and page tables, unused here) exactly as for the 64-bit entry. */
+	ret = vcpu_setup_long_mode(vcpu, entry, 0);
+	if (ret)
+		return ret;
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	seg64(&sregs.cs, BOOT_CS32, 0xb, true);
+	sregs.cs.l = 0;
+	sregs.cs.db = 1;
+	sregs.cr0 = 0x11; /* ET | PE: protected mode, paging off */
+	sregs.cr3 = 0;
+	sregs.cr4 = 0;
+	sregs.efer = 0;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return -errno;
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = entry;
+	regs.rbx = start_info;
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 	return 0;

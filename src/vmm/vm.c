@@ -21,6 +21,7 @@
 #include "../boot/layout.h"
 #include "../boot/linux.h"
 #include "../boot/mptable.h"
+#include "../boot/pvh.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -280,7 +281,7 @@ static char *build_cmdline(const struct vm *vm)
 	return s;
 }
 
-static int load_linux(struct vm *vm, uint64_t *entry)
+static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 {
 	const struct vm_config *cfg = vm->cfg;
 	uint8_t *kdata = NULL, *idata = NULL;
@@ -302,6 +303,14 @@ static int load_linux(struct vm *vm, uint64_t *entry)
 	ret = linux_probe(kdata, ksize, &k, err, sizeof(err));
 	if (ret) {
 		pr_err("kernel %s: %s", cfg->kernel, err);
+		goto out;
+	}
+	*pvh = k.has_pvh && cfg->boot != BOOT_LINUX64;
+	if (cfg->boot == BOOT_PVH && !k.has_pvh) {
+		pr_err("kernel %s: --boot pvh, but the kernel has no PVH entry point (ELF note "
+		       "XEN_ELFNOTE_PHYS32_ENTRY; a vmlinux built with CONFIG_PVH has one)",
+		       cfg->kernel);
+		ret = -ENOEXEC;
 		goto out;
 	}
 	ret = linux_load(&vm->mem, &k, err, sizeof(err));
@@ -359,6 +368,16 @@ static int load_linux(struct vm *vm, uint64_t *entry)
 	linux_fill_boot_params(bp, &k, BOOT_CMDLINE_ADDR, (uint32_t)strlen(cmdline), initrd_addr,
 			       isize, e820, ne820, ACPI_TABLES_ADDR);
 	*entry = k.entry;
+	if (*pvh) {
+		*entry = k.pvh_entry;
+		ret = pvh_write_start_info(&vm->mem, BOOT_PVH_INFO_ADDR, BOOT_CMDLINE_ADDR,
+					   initrd_addr, isize, ACPI_TABLES_ADDR, e820, ne820);
+		if (ret) {
+			pr_err("PVH start info does not fit");
+			goto out;
+		}
+		pr_debug("booting through the PVH entry point %#" PRIx64, *entry);
+	}
 	ret = 0;
 out:
 	free(cmdline);
@@ -399,6 +418,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t entry = 0;
+	bool pvh = false;
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
@@ -421,7 +441,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			"in KVM's instruction emulator, about a million instructions per second");
 	if (vm->pvm_profile)
 		pr_info("PVM compatibility profile: CPUID hides cx16,smap,fsgsbase,pcid,invpcid,"
-			"erms,fsrm,xsave,popcnt%s",
+			"erms,fsrm,xsave,popcnt and the hypercall-based kvm_pv_send_ipi,"
+			"kvm_pv_sched_yield,kvm_pv_unhalt%s",
 			cfg->kernel ? "; guest command line gets '" PVM_GUEST_OPTIONS "'" : "");
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -480,7 +501,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return ret;
 
-	ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry);
+	ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry, &pvh);
 	if (ret)
 		return ret;
 
@@ -496,6 +517,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	 * INIT/SIPI sequence the guest sends, as on real hardware. */
 	if (cfg->payload)
 		ret = vcpu_setup_real_mode(&vm->vcpus[0], 0, PAYLOAD_ADDR, 0x7000);
+	else if (pvh)
+		ret = vcpu_setup_protected_mode(&vm->vcpus[0], entry, BOOT_PVH_INFO_ADDR);
 	else
 		ret = vcpu_setup_long_mode(&vm->vcpus[0], entry, BOOT_PARAMS_ADDR);
 	if (ret) {

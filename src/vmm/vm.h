@@ -97,6 +97,8 @@ extern uint64_t vmm_start_ns;
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
 int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params);
+/* PVH entry: flat 32-bit protected mode, paging off, EBX = start info. */
+int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_info);
 int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t sp);
 void *vcpu_thread(void *arg);
 void vcpu_kick(struct vcpu *vcpu);

@@ -14,6 +14,7 @@
 
 #include "boot/e820.h"
 #include "boot/linux.h"
+#include "boot/pvh.h"
 #include "common/util.h"
 #include "vmm/memory.h"
 
@@ -632,6 +633,44 @@ static bool is_reserved(const struct boot_e820_entry *e, int n, uint64_t start, 
 	return false;
 }
 
+static void test_pvh_start_info(void **state)
+{
+	struct ram *r = *state;
+	struct boot_e820_entry e820[16];
+	const struct hvm_start_info *si;
+	const struct hvm_modlist_entry *mod;
+	const struct hvm_memmap_table_entry *map;
+	int n = e820_build(&r->mem, e820, 16);
+
+	assert_int_equal(pvh_write_start_info(&r->mem, 0xf000, 0x20000, 0x3000000, 0x123456,
+					      0xe0000, e820, n),
+			 0);
+	si = (const struct hvm_start_info *)(r->buf + 0xf000);
+	assert_int_equal(si->magic, HVM_START_MAGIC);
+	assert_int_equal(si->version, 1);
+	assert_int_equal(si->cmdline_paddr, 0x20000);
+	assert_int_equal(si->rsdp_paddr, 0xe0000);
+	assert_int_equal(si->nr_modules, 1);
+	assert_true(si->modlist_paddr >= 0xf000 + sizeof(*si) && si->modlist_paddr < 0x10000);
+	mod = (const struct hvm_modlist_entry *)(r->buf + si->modlist_paddr);
+	assert_int_equal(mod->paddr, 0x3000000);
+	assert_int_equal(mod->size, 0x123456);
+	assert_int_equal(si->memmap_entries, n);
+	map = (const struct hvm_memmap_table_entry *)(r->buf + si->memmap_paddr);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(map[i].addr, e820[i].addr);
+		assert_int_equal(map[i].size, e820[i].size);
+		assert_int_equal(map[i].type, e820[i].type);
+	}
+	/* No initrd: no module list. */
+	assert_int_equal(pvh_write_start_info(&r->mem, 0xf000, 0x20000, 0, 0, 0xe0000, e820, n), 0);
+	assert_int_equal(si->nr_modules, 0);
+	assert_int_equal(si->modlist_paddr, 0);
+	/* A map that cannot fit in the page is refused. */
+	assert_int_equal(pvh_write_start_info(&r->mem, 0xf000, 0x20000, 0, 0, 0xe0000, e820, 200),
+			 -ENOSPC);
+}
+
 static void test_e820_256m(void **state)
 {
 	struct guest_mem mem;
@@ -761,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_boot_params_bzimage),
 		cmocka_unit_test(test_boot_params_short_header),
 		cmocka_unit_test(test_boot_params_elf_and_high_addresses),
+		cmocka_unit_test_setup_teardown(test_pvh_start_info, ram_setup, ram_teardown),
 		cmocka_unit_test(test_e820_256m),
 		cmocka_unit_test(test_e820_4g),
 		cmocka_unit_test(test_memory_layout),

@@ -234,6 +234,26 @@ static void test_on_reboot(void **state)
 	assert_err_contains("--on-reboot");
 }
 
+static void test_boot_protocol(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("--kernel", "k", NULL), 0);
+	assert_int_equal(cfg.boot, BOOT_AUTO);
+	assert_int_equal(parse("--kernel", "k", "--boot", "pvh", NULL), 0);
+	assert_int_equal(cfg.boot, BOOT_PVH);
+	assert_int_equal(parse("--kernel", "k", "--boot", "linux64", NULL), 0);
+	assert_int_equal(cfg.boot, BOOT_LINUX64);
+	assert_int_equal(parse("--kernel", "k", "--boot", "bios", NULL), -EINVAL);
+	assert_err_contains("--boot");
+}
+
+static void test_profile(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("--kernel", "k", "--profile", "/tmp/p.txt", NULL), 0);
+	assert_string_equal(cfg.profile, "/tmp/p.txt");
+}
+
 static void test_timeout(void **state)
 {
 	(void)state;
@@ -332,6 +352,8 @@ int main(void)
 		cmocka_unit_test(test_console_socket_path_too_long),
 		cmocka_unit_test(test_on_reboot),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_boot_protocol),
+		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_cpu_features),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_reparse_is_independent),
