@@ -126,6 +126,11 @@ void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 	struct platform *p = opaque;
 	bool reset = false;
 
+	if (offset != 0 && offset != 4) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
 	pthread_mutex_lock(&p->lock);
 	if (!is_write) {
 		memset(data, 0, len);

@@ -250,10 +250,9 @@ static int setup_devices(struct vm *vm)
 	/* The registry: every device and the ports it owns, in one place. */
 	ret |= bus_register(&vm->pio, SERIAL_COM1_PORT, 8, serial8250_io, &vm->com1, "com1");
 	ret |= bus_register(&vm->pio, 0x70, 2, rtc_io, &vm->rtc, "cmos-rtc");
-	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 1, platform_i8042_io, &vm->platform,
-			    "i8042-data");
-	ret |= bus_register(&vm->pio, I8042_CMD_PORT, 1, platform_i8042_io, &vm->platform,
-			    "i8042-cmd");
+	/* 0x60 data and 0x64 command/status; 0x61 (PIT gate/speaker) is KVM's. */
+	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 5, platform_i8042_io, &vm->platform,
+			    "i8042");
 	ret |= bus_register(&vm->pio, ACPI_PM1_EVT_PORT, 12, platform_pm_io, &vm->platform,
 			    "acpi-pm");
 	ret |= bus_register(&vm->pio, PCI_CONFIG_PORT, 8, pci_port_filter, vm, "pci-cfg+rcr");

@@ -24,7 +24,7 @@ def main():
     log = os.path.join(os.environ.get("MESON_BUILD_ROOT", "/tmp"), "linux-guest-console.log")
     g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
                       "--initrd", os.path.join(g_dir, "initramfs.cpio"),
-                      "--cpus", "2", "--memory", "256M", "--timeout", "1500"], log)
+                      "--cpus", "2", "--memory", "256M", "--timeout", "1500", "-vv"], log)
     try:
         g.wait_for(READY_MARKER, BOOT_TIMEOUT)
         g.wait_for(PROMPT, 120)
@@ -59,8 +59,27 @@ def main():
         g.send("poweroff\n")
         code = g.wait_exit(300)
         check("poweroff ends vireo with status 0", code == 0, f"status {code}")
+        check("the vmlinux was entered through its PVH note",
+              "booting through the PVH entry point" in g.stderr)
     except TimeoutError as e:
         check("guest session", False, str(e))
+    finally:
+        g.kill()
+
+    # The same vmlinux through the 64-bit Linux boot protocol (boot_params) instead of PVH.
+    g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
+                      "--initrd", os.path.join(g_dir, "initramfs.cpio"), "--boot", "linux64",
+                      "--cpus", "1", "--memory", "128M", "--timeout", "1500"])
+    try:
+        g.wait_for(READY_MARKER, BOOT_TIMEOUT)
+        g.wait_for(PROMPT, 120)
+        out = g.run("nproc; grep -c . /proc/cmdline")
+        check("64-bit boot protocol: shell, 1 CPU", out.split() == ["1", "1"], repr(out))
+        g.send("poweroff\n")
+        code = g.wait_exit(300)
+        check("64-bit boot protocol: poweroff status 0", code == 0, f"status {code}")
+    except TimeoutError as e:
+        check("64-bit boot protocol session", False, str(e))
     finally:
         g.kill()
     failed = [n for n, ok in results if not ok]
