@@ -9,14 +9,7 @@
 #define PROBE 0x30000
 #define ALIAS 0x40000000
 
-	.code16
-	.globl _start
-_start:
-	cli
-	xor %ax, %ax
-	mov %ax, %ds
-	mov %ax, %ss
-	mov $0x7000, %sp
+	START16
 	PUTS16 msg_real
 	ENTER_PM32 pm32
 

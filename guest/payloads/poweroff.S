@@ -1,13 +1,6 @@
 /* ACPI soft-off: SLP_TYP 5 (the DSDT's \_S5) with SLP_EN into PM1a_CNT (port 0x604). */
 #include "common.inc"
-	.code16
-	.globl _start
-_start:
-	cli
-	xor %ax, %ax
-	mov %ax, %ds
-	mov %ax, %ss
-	mov $0x7000, %sp
+	START16
 	PUTS16 msg
 	mov $0x604, %dx
 	mov $((5 << 10) | (1 << 13)), %ax

@@ -9,14 +9,7 @@
 /* The AP entry is at file offset 0x1000, i.e. 0x9000: SIPI vector 9. */
 #define AP_VECTOR 0x09
 
-	.code16
-	.globl _start
-_start:
-	cli
-	xor %ax, %ax
-	mov %ax, %ds
-	mov %ax, %ss
-	mov $0x7000, %sp
+	START16
 	movw $0, COUNTER
 	ENTER_PM32 pm32
 

@@ -3,14 +3,7 @@
 #include "common.inc"
 #define TICKS 0x6000
 
-	.code16
-	.globl _start
-_start:
-	cli
-	xor %ax, %ax
-	mov %ax, %ds
-	mov %ax, %ss
-	mov $0x7000, %sp
+	START16
 	movw $0, TICKS
 	/* IVT entry for vector 0x08 (IRQ0 with the PIC based at 8, as a BIOS leaves it). */
 	movw $irq0, 0x08 * 4

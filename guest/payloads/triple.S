@@ -2,14 +2,7 @@
  * (#DE -> #GP -> #DF -> shutdown). The VMM must report it and exit non-zero. */
 #include "common.inc"
 #include "pm.inc"
-	.code16
-	.globl _start
-_start:
-	cli
-	xor %ax, %ax
-	mov %ax, %ds
-	mov %ax, %ss
-	mov $0x7000, %sp
+	START16
 	PUTS16 msg
 	ENTER_PM32 pm32
 	.code32

@@ -191,6 +191,22 @@ static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 		s->db = 1;
 }
 
+/* General registers at an entry point: everything zero but what the protocol passes. */
+static int set_entry_regs(struct vcpu *vcpu, uint64_t rip, uint64_t rsp, uint64_t rsi, uint64_t rbx)
+{
+	struct kvm_regs regs;
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rflags = 0x2;
+	regs.rip = rip;
+	regs.rsp = rsp;
+	regs.rsi = rsi;
+	regs.rbx = rbx;
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	return 0;
+}
+
 int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params)
 {
 	struct guest_mem *mem = &vcpu->vm->mem;
@@ -199,7 +215,6 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 	uint64_t *pdpt = memory_gpa_ptr(mem, BOOT_PDPT_ADDR, 4096);
 	uint64_t *pd = memory_gpa_ptr(mem, BOOT_PD_ADDR, 4 * 4096);
 	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 
 	if (!gdt || !pml4 || !pdpt || !pd)
 		return -EINVAL;
@@ -239,20 +254,12 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = entry;
-	regs.rsi = boot_params;
-	regs.rsp = BOOT_STACK_TOP;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
-	return 0;
+	return set_entry_regs(vcpu, entry, BOOT_STACK_TOP, boot_params, 0);
 }
 
 int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_info)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 	int ret;
 
 	/* Builds the GDT (and page tables, unused here) exactly as for the 64-bit entry. */
@@ -270,19 +277,12 @@ int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_
 	sregs.efer = 0;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = entry;
-	regs.rbx = start_info;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
-	return 0;
+	return set_entry_regs(vcpu, entry, 0, 0, start_info);
 }
 
 int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t sp)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
@@ -292,13 +292,7 @@ int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t s
 	sregs.ds.base = sregs.es.base = sregs.ss.base = 0;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
-	memset(&regs, 0, sizeof(regs));
-	regs.rflags = 0x2;
-	regs.rip = ip;
-	regs.rsp = sp;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
-		return -errno;
-	return 0;
+	return set_entry_regs(vcpu, ip, sp, 0, 0);
 }
 
 void vcpu_dump_regs(struct vcpu *vcpu)
