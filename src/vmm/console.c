@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 
 int console_open(struct console *c, enum console_kind kind, const char *path)
 {
@@ -107,9 +108,33 @@ static void drop_client(struct console *c)
 	c->in_fd = c->out_fd = -1;
 }
 
+static void backlog_add(struct console *c, const uint8_t *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		c->backlog[(c->backlog_head + c->backlog_len) % CONSOLE_BACKLOG] = buf[i];
+		if (c->backlog_len < CONSOLE_BACKLOG)
+			c->backlog_len++;
+		else
+			c->backlog_head = (c->backlog_head + 1) % CONSOLE_BACKLOG;
+	}
+}
+
+/* Sends the backlog to a new client; what does not fit the socket buffer is dropped. */
+static void backlog_replay(struct console *c, int fd)
+{
+	size_t first = MIN(c->backlog_len, CONSOLE_BACKLOG - c->backlog_head);
+
+	if (send(fd, c->backlog + c->backlog_head, first, MSG_NOSIGNAL) == (ssize_t)first &&
+	    c->backlog_len > first)
+		if (send(fd, c->backlog, c->backlog_len - first, MSG_NOSIGNAL) < 0)
+			pr_debug("console: backlog replay cut short");
+}
+
 void console_write(struct console *c, const uint8_t *buf, size_t len)
 {
 	pthread_mutex_lock(&c->out_lock);
+	if (c->kind == CONSOLE_SOCKET)
+		backlog_add(c, buf, len);
 	while (len && c->out_fd >= 0) {
 		ssize_t n;
 
@@ -149,6 +174,7 @@ void console_accept(struct console *c)
 		close(fd);
 		return;
 	}
+	backlog_replay(c, fd);
 	c->in_fd = c->out_fd = fd;
 	pthread_mutex_unlock(&c->out_lock);
 }

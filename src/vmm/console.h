@@ -14,6 +14,7 @@
 #include "config.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
+#define CONSOLE_BACKLOG (16 * 1024)
 
 struct console {
 	enum console_kind kind;
@@ -28,6 +29,10 @@ struct console {
 	uint8_t pending[256]; /* input not yet taken by the UART */
 	size_t npending, pending_off;
 	const char *socket_path;
+	/* Socket console: the last output, replayed to a client when it connects, so boot
+	 * messages written before anyone listened are not lost. */
+	uint8_t backlog[CONSOLE_BACKLOG];
+	size_t backlog_head, backlog_len;
 };
 
 int console_open(struct console *c, enum console_kind kind, const char *path);

@@ -37,8 +37,10 @@ int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages)
 	void *p;
 
 	if (hugepages) {
+		/* Huge pages are reserved at mmap time (no MAP_NORESERVE): a pool too small then
+		 * fails here with ENOMEM instead of a SIGBUS when the guest touches the page. */
 		size = ALIGN_UP(size, 2 * MIB);
-		flags |= MAP_HUGETLB;
+		flags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB;
 	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED)

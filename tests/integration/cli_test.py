@@ -3,10 +3,15 @@
 stderr and the documented exit status, never a crash or a hang.
 Usage: cli_test.py VIREO PAYLOAD_DIR [GUEST_BUILD_SH]"""
 import os
+import pty
 import random
+import select
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 VIREO = sys.argv[1]
 PAYLOADS = sys.argv[2]
@@ -88,6 +93,89 @@ with tempfile.TemporaryDirectory() as tmp:
     check("payload-too-big", ["run", "--payload", big], 1, "too large")
     check("timeout-fires", ["run", "--payload", os.path.join(PAYLOADS, "hang.bin"),
                             "--timeout", "3", "--console", "none"], 124, "timeout")
+
+    check("memory-4g-split-around-hole", ["run", "--payload", hello, "--memory", "4G"], 0,
+          "Hello from real mode", where="stdout")
+    code, out, err = run(["run", "--payload", hello, "--hugepages"])
+    if code == 0 and "Hello" in out or code == 1 and "huge pages" in err:
+        passed += 1
+        print(f"ok   hugepages: status {code}")
+    else:
+        failures.append(f"hugepages: status {code}, stderr {err.strip()[-300:]}")
+
+    # Socket console: output written before the client connects is replayed to it; SIGTERM
+    # stops the VM with status 128+15 and removes the socket.
+    sock_path = os.path.join(tmp, "console.sock")
+    p = subprocess.Popen([VIREO, "run", "--payload", os.path.join(PAYLOADS, "hang.bin"),
+                          "--console", "socket:" + sock_path, "--timeout", "60"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    got = b""
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let the payload print before anyone listens
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock_path)
+        s.settimeout(10)
+        while b"hanging on purpose" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+    except OSError as e:
+        got += f"[{e}]".encode()
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+    if b"hanging on purpose" in got and p.returncode == 143 and not os.path.exists(sock_path):
+        passed += 1
+        print("ok   socket-console-backlog-and-sigterm")
+    else:
+        failures.append(f"socket console: got {got!r}, status {p.returncode}, socket left: "
+                        f"{os.path.exists(sock_path)}, stderr {err.strip()[-300:]}")
+
+    # Terminal console: raw mode, and Ctrl-A x quits with status 0.
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(VIREO, [VIREO, "run", "--payload", os.path.join(PAYLOADS, "hang.bin"),
+                         "--timeout", "60"])
+    out = b""
+    deadline = time.monotonic() + 30
+    while b"hanging on purpose" not in out and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+    os.write(fd, b"\x01x")
+    status = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        wpid, st = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            status = os.waitstatus_to_exitcode(st)
+            break
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                pass
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if status == 0 and b"Ctrl-A x" in out and b"console escape" in out:
+        passed += 1
+        print("ok   terminal-escape-ctrl-a-x")
+    else:
+        failures.append(f"terminal escape: status {status}, output {out[-400:]!r}")
 
     g = guest_dir()
     if g:
