@@ -409,7 +409,9 @@ void *vcpu_thread(void *arg)
 
 	if (vcpu->index == 0)
 		vm_note_first_run(vm);
-	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+	/* Stop as soon as anyone asked for it, this vCPU included (a triple fault must not be
+	 * re-entered and reported again). */
+	while (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

@@ -66,18 +66,23 @@ def main():
     finally:
         g.kill()
 
-    # The same vmlinux through the 64-bit Linux boot protocol (boot_params) instead of PVH.
+    # The same vmlinux through the 64-bit Linux boot protocol (boot_params) instead of PVH,
+    # with ACPI off so the kernel must find both CPUs in the MP table, and a reboot through the
+    # keyboard controller (reboot=k) ending vireo with status 0 (--on-reboot exit).
     g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
                       "--initrd", os.path.join(g_dir, "initramfs.cpio"), "--boot", "linux64",
-                      "--cpus", "1", "--memory", "128M", "--timeout", "1500"])
+                      "--cmdline", "console=ttyS0 reboot=k panic=-1 acpi=off",
+                      "--cpus", "2", "--memory", "128M", "--timeout", "1500"])
     try:
         g.wait_for(READY_MARKER, BOOT_TIMEOUT)
         g.wait_for(PROMPT, 120)
-        out = g.run("nproc; grep -c . /proc/cmdline")
-        check("64-bit boot protocol: shell, 1 CPU", out.split() == ["1", "1"], repr(out))
-        g.send("poweroff\n")
+        out = g.run("nproc; grep -o acpi=off /proc/cmdline; ls /sys/bus/pci/devices")
+        check("64-bit protocol, acpi=off: 2 CPUs from the MP table, PCI host bridge",
+              out.split() == ["2", "acpi=off", "0000:00:00.0"], repr(out))
+        g.send("reboot\n")
         code = g.wait_exit(300)
-        check("64-bit boot protocol: poweroff status 0", code == 0, f"status {code}")
+        check("reboot (keyboard controller) ends vireo with status 0", code == 0 and
+              "rebooted" in g.stderr, f"status {code}")
     except TimeoutError as e:
         check("64-bit boot protocol session", False, str(e))
     finally:

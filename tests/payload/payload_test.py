@@ -74,6 +74,9 @@ def main():
     if not re.search(want_re, console, re.S):
         print(f"FAIL: console does not match {want_re!r}")
         ok = False
+    if case == "triple_fault" and p.stderr.count("triple fault") != 1:
+        print("FAIL: the triple fault must be reported exactly once")
+        ok = False
     for needle in STDERR_NEEDS.get(case, []):
         if needle not in p.stderr:
             print(f"FAIL: stderr lacks {needle!r}")
