@@ -16,7 +16,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 log() { echo "guest/build.sh: $*" >&2; }
 
-need_pkgs=(linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils gcc make)
+need_pkgs=(linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4 gcc make)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
