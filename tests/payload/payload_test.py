@@ -16,6 +16,7 @@ CASES = {
     "smp2": ("smp", ["--cpus", "2"], 0, r"cpus=00000002 started=00000001"),
     "smp4": ("smp", ["--cpus", "4"], 0, r"cpus=00000004 started=00000003"),
     "timer": ("timer", [], 0, r"timer ok: 5 ticks"),
+    "lapic_timer": ("lapic", [], 0, r"lapic timer ok: 5 interrupts"),
     "triple_fault": ("triple", [], 3, r"about to triple fault"),
     "acpi_poweroff": ("poweroff", [], 0, r"powering off"),
     "kbd_reset_exit": ("reboot", ["--on-reboot", "exit"], 0, r"rebooting"),
