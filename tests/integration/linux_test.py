@@ -96,7 +96,7 @@ def main():
                       "--cpus", "1", "--memory", "128M", "--timeout", "1500"])
     try:
         g.wait_for(r"Linux version 6\.1", BOOT_TIMEOUT)
-        m = g.wait_for(r"Command line: ([^\r\n]*)", 120)
+        m = g.wait_for(r"Command line: ([^\r\n]*)\r?\n", 120)
         check("bzImage decompressed and booted with its command line",
               m.group(1).startswith("console=ttyS0 earlyprintk=serial"), repr(m.group(1)))
     except TimeoutError as e:
