@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../vmm/vmm.h"
+#include "vmctl.h"
 
 #ifndef VIREO_VERSION
 #define VIREO_VERSION "0.1.0"
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return vmm_run_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "vmctl"))
+		return vmctl_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("vireo %s\n", VIREO_VERSION);
 		return 0;

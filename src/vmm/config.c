@@ -44,6 +44,8 @@ static const char usage[] =
 	"                           Ctrl-A). socket: listens on a unix socket for one client.\n"
 	"      --on-reboot exit|restart\n"
 	"                           what a guest reboot does (default exit, status 0)\n"
+	"      --api-sock PATH      control socket: JSON requests status, pause, resume, stop,\n"
+	"                           reset, power-button (see `vireo vmctl --help`)\n"
 	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
 	"      --profile FILE       sample each vCPU's instruction pointer 100 times a second and\n"
 	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
@@ -73,6 +75,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_PROFILE,
 	OPT_BOOT,
+	OPT_API_SOCK,
 };
 
 static const struct option long_opts[] = {
@@ -90,6 +93,7 @@ static const struct option long_opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -230,6 +234,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			else
 				return bad(err, errlen,
 					   "--boot: '%s': expected auto, pvh or linux64", optarg);
+			break;
+		case OPT_API_SOCK:
+			cfg->api_sock = optarg;
 			break;
 		case OPT_PROFILE:
 			cfg->profile = optarg;

@@ -49,6 +49,7 @@ struct vm_config {
 	enum boot_protocol boot;
 	unsigned int timeout_s; /* 0: none */
 	const char *profile; /* guest RIP histogram output file */
+	const char *api_sock; /* control socket path */
 	int verbosity; /* -1 quiet, 0 normal, 1+ verbose */
 };
 

@@ -395,6 +395,19 @@ void vcpu_request_sample(struct vcpu *vcpu)
 	pthread_kill(vcpu->thread, SIGUSR1);
 }
 
+void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->paused && __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -412,6 +425,10 @@ void *vcpu_thread(void *arg)
 	/* Stop as soon as anyone asked for it, this vCPU included (a triple fault must not be
 	 * re-entered and reported again). */
 	while (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE) {
+		if (__atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE)) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);

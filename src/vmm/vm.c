@@ -423,6 +423,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->control.listen_fd = -1;
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	vm->stop_deadline_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->stop_deadline_fd < 0)
+		return -errno;
 	vm->nvcpus = cfg->ncpus;
 
 	ret = kvm_open(vm);
@@ -500,6 +506,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return ret;
 
+	if (cfg->api_sock) {
+		ret = control_open(&vm->control, cfg->api_sock);
+		if (ret)
+			return ret;
+	}
 	ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry, &pvh);
 	if (ret)
 		return ret;
@@ -553,6 +564,81 @@ void vm_note_first_run(struct vm *vm)
 		 ((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - vmm_start_ns) /
 			 1e6,
 		 ((uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec) / 1e6);
+}
+
+int vm_pause(struct vm *vm)
+{
+	struct timespec deadline;
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->paused) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		return 0;
+	}
+	__atomic_store_n(&vm->paused, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	/* Paused means every vCPU is out of KVM_RUN and parked. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < vm->nvcpus && ret == 0 &&
+	       __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE)
+		ret = -pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (ret)
+		pr_err("pause: only %u of %u vCPUs stopped within 10 s", vm->parked, vm->nvcpus);
+	return ret;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->paused, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	return 0;
+}
+
+int vm_stop(struct vm *vm, unsigned int timeout_s)
+{
+	struct itimerspec its = { .it_value.tv_sec = timeout_s };
+
+	if (timeout_s == 0) {
+		pr_info("stop requested: stopping the VM now");
+		vm_request_stop(vm, STOP_USER, EXIT_GUEST_OFF);
+		return 0;
+	}
+	/* The guest must run to see the button. */
+	vm_resume(vm);
+	pr_info("stop requested: ACPI power button pressed, %u s for the guest to power off",
+		timeout_s);
+	vm->stop_timeout_s = timeout_s;
+	platform_power_button(&vm->platform);
+	if (timerfd_settime(vm->stop_deadline_fd, 0, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+void vm_get_status(struct vm *vm, struct vm_status *st)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	st->state = __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != STOP_NONE ? VM_STOPPING
+		    : __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE)		     ? VM_PAUSED
+										     : VM_RUNNING;
+	st->vcpus = vm->nvcpus;
+	st->memory_mib = vm->mem.ram_size >> 20;
+	st->uptime_ms =
+		((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - vmm_start_ns) /
+		1000000;
+	st->exits = 0;
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		st->exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);
+	st->pvm_profile = vm->pvm_profile;
 }
 
 static void kick_handler(int sig)
@@ -629,7 +715,10 @@ enum {
 	TAG_TIMER,
 	TAG_INPUT,
 	TAG_RXSPACE,
-	TAG_LISTEN
+	TAG_LISTEN,
+	TAG_DEADLINE,
+	TAG_CONTROL,
+	TAG_CONTROL_CLIENT, /* + the client's slot */
 };
 
 int vm_run(struct vm *vm)
@@ -661,6 +750,9 @@ int vm_run(struct vm *vm)
 	epoll_add(ep, rx_space_fd, TAG_RXSPACE);
 	if (c->listen_fd >= 0)
 		epoll_add(ep, c->listen_fd, TAG_LISTEN);
+	epoll_add(ep, vm->stop_deadline_fd, TAG_DEADLINE);
+	if (vm->control.listen_fd >= 0)
+		epoll_add(ep, vm->control.listen_fd, TAG_CONTROL);
 	if (vm->cfg->timeout_s) {
 		struct itimerspec its = { .it_value.tv_sec = vm->cfg->timeout_s };
 		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -731,6 +823,20 @@ int vm_run(struct vm *vm)
 			case TAG_LISTEN:
 				console_accept(c);
 				break;
+			case TAG_DEADLINE:
+				if (read(vm->stop_deadline_fd, &v, sizeof(v)) < 0)
+					break;
+				pr_info("the guest did not power off within %u s; stopping it",
+					vm->stop_timeout_s);
+				vm_request_stop(vm, STOP_USER, EXIT_GUEST_OFF);
+				break;
+			case TAG_CONTROL: {
+				int slot = control_accept(&vm->control);
+				if (slot >= 0)
+					epoll_add(ep, vm->control.clients[slot].fd,
+						  TAG_CONTROL_CLIENT + (uint64_t)slot);
+				break;
+			}
 			case TAG_INPUT:
 				switch (console_read_input(c)) {
 				case CONSOLE_INPUT_QUIT:
@@ -749,12 +855,23 @@ int vm_run(struct vm *vm)
 				}
 				break;
 			default:
+				if (evs[i].data.u64 >= TAG_CONTROL_CLIENT) {
+					int slot = (int)(evs[i].data.u64 - TAG_CONTROL_CLIENT);
+					int fd = vm->control.clients[slot].fd;
+
+					if (control_serve(&vm->control, slot, vm) < 0)
+						epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+				}
 				break;
 			}
 		}
 	}
 
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	/* Parked vCPUs wake up, see the stop and leave. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned int i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned int i = 0; i < vm->nvcpus; i++)
@@ -782,6 +899,10 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	control_close(&vm->control);
+	if (vm->stop_deadline_fd >= 0)
+		close(vm->stop_deadline_fd);
+	vm->stop_deadline_fd = -1;
 	if (vm->vcpus) {
 		for (unsigned int i = 0; i < vm->nvcpus; i++)
 			if (vm->vcpus[i].vm)

@@ -15,6 +15,7 @@
 #include "../devices/serial8250.h"
 #include "config.h"
 #include "console.h"
+#include "control.h"
 #include "memory.h"
 
 /* Exit statuses of `vireo run` (documented in --help). */
@@ -34,6 +35,21 @@ enum stop_reason {
 	STOP_SIGNAL,
 	STOP_USER, /* console escape */
 	STOP_PAYLOAD_EXIT,
+};
+
+enum vm_state {
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPING
+};
+
+struct vm_status {
+	enum vm_state state;
+	unsigned int vcpus;
+	uint64_t memory_mib;
+	uint64_t uptime_ms;
+	uint64_t exits;
+	bool pvm_profile;
 };
 
 struct vcpu {
@@ -79,6 +95,16 @@ struct vm {
 	bool stopping;
 	pthread_t profiler;
 	bool profiler_started;
+
+	/* Pause: vCPU threads park on pause_cond between KVM_RUN calls while paused is set. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool paused;
+	unsigned int parked;
+	/* Graceful stop: the power button was pressed; hard stop when this timer fires. */
+	int stop_deadline_fd;
+	unsigned int stop_timeout_s;
+	struct control control;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
@@ -89,6 +115,16 @@ int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Called from any thread: ends the VM with this reason and status (first caller wins). */
 void vm_request_stop(struct vm *vm, enum stop_reason reason, int status);
+/* Control operations, called from the main loop's thread. Return 0 or -errno. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+/* timeout_s 0: stop now. Otherwise press the ACPI power button and stop hard if the guest has
+ * not powered off after timeout_s seconds. */
+int vm_stop(struct vm *vm, unsigned int timeout_s);
+void vm_get_status(struct vm *vm, struct vm_status *st);
+/* vCPU side of pause: parks the calling vCPU thread until resumed or stopped. */
+void vcpu_park(struct vcpu *vcpu);
+
 /* Logs (at debug level) the wall and CPU time from process start to the first KVM_RUN. */
 void vm_note_first_run(struct vm *vm);
 /* CLOCK_MONOTONIC at process start, set by main. */

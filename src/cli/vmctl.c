@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+/* `vireo vmctl`: a client of one VM's control socket (vireo run --api-sock). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "vmctl.h"
+
+static const char usage[] =
+	"Usage: vireo vmctl --sock PATH [--json] COMMAND [OPTIONS]\n"
+	"\n"
+	"Send one request to a VM's control socket (vireo run --api-sock PATH).\n"
+	"\n"
+	"Commands:\n"
+	"  status                 state (running, paused, stopping), vCPUs, memory, uptime\n"
+	"  pause                  stop all vCPUs (returns when every vCPU is out of the guest)\n"
+	"  resume                 run them again\n"
+	"  stop [--timeout S]     press the ACPI power button; stop hard after S seconds\n"
+	"                         (default 30) if the guest has not powered off\n"
+	"  stop --force           stop now\n"
+	"  reset                  reset the VM (what --on-reboot says)\n"
+	"  power-button           press the ACPI power button\n"
+	"\n"
+	"Options:\n"
+	"  -s, --sock PATH        the control socket\n"
+	"      --json             print the reply as JSON\n"
+	"  -h, --help             this text\n"
+	"\n"
+	"Exit status: 0 when the VM accepted the request, 1 when it refused or could not be\n"
+	"reached, 2 on bad arguments.\n";
+
+/* Sends one request line and reads one reply line. */
+static int roundtrip(const char *path, const char *req, char *reply, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t got = 0;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while (got < len - 1) {
+		ssize_t n = read(fd, reply + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(reply, '\n', got))
+			break;
+	}
+	reply[got] = '\0';
+	ret = got ? 0 : -ECONNRESET;
+out:
+	close(fd);
+	return ret;
+}
+
+int vmctl_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sock", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sock = NULL, *cmd;
+	bool json = false, force = false;
+	int64_t timeout = -1;
+	uint64_t v;
+	char reply[4096];
+	json_object *req, *rep, *okv, *errv;
+	int c, ret;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fprintf(stderr, "vireo vmctl: bad option (see vireo vmctl --help)\n");
+			return 2;
+		}
+	}
+	if (!sock || optind >= argc) {
+		fprintf(stderr, "vireo vmctl: need --sock PATH and a command (see --help)\n");
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Options after the command: stop's --force and --timeout, and --json. */
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			force = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			if (parse_u64(optarg, &v) < 0 || v > 3600) {
+				fprintf(stderr, "vireo vmctl: --timeout: seconds 0..3600\n");
+				return 2;
+			}
+			timeout = (int64_t)v;
+			break;
+		default:
+			fprintf(stderr, "vireo vmctl: bad option (see vireo vmctl --help)\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vireo vmctl: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string(cmd));
+	if (force)
+		json_object_object_add(req, "force", json_object_new_boolean(1));
+	if (timeout >= 0)
+		json_object_object_add(req, "timeout_s", json_object_new_int64(timeout));
+	snprintf(reply, sizeof(reply), "%s\n",
+		 json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	ret = roundtrip(sock, reply, reply, sizeof(reply));
+	if (ret) {
+		fprintf(stderr, "vireo vmctl: %s: %s\n", sock, strerror(-ret));
+		return 1;
+	}
+	rep = json_tokener_parse(reply);
+	if (!rep || !json_object_object_get_ex(rep, "ok", &okv)) {
+		fprintf(stderr, "vireo vmctl: the VM sent a reply that is not ours: %s", reply);
+		json_object_put(rep);
+		return 1;
+	}
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY));
+	} else if (json_object_get_boolean(okv)) {
+		json_object_object_foreach(rep, key, val)
+		{
+			if (strcmp(key, "ok"))
+				printf("%s: %s\n", key, json_object_get_string(val));
+		}
+	}
+	if (!json_object_get_boolean(okv)) {
+		if (json_object_object_get_ex(rep, "error", &errv))
+			fprintf(stderr, "vireo vmctl: %s\n", json_object_get_string(errv));
+		json_object_put(rep);
+		return 1;
+	}
+	json_object_put(rep);
+	return 0;
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+#include "control.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "vm.h"
+
+int control_open(struct control *c, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	c->listen_fd = -1;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		pr_err("--api-sock %s: path too long for a unix socket", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	/* A stale socket from an earlier run may be replaced; any other file may not. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			pr_err("--api-sock %s: a file that is not a socket is in the way", path);
+			return -EEXIST;
+		}
+		unlink(path);
+	}
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(c->listen_fd, CONTROL_MAX_CLIENTS) < 0) {
+		int err = -errno;
+		pr_err("--api-sock %s: %s", path, strerror(errno));
+		if (c->listen_fd >= 0)
+			close(c->listen_fd);
+		c->listen_fd = -1;
+		return err;
+	}
+	c->path = path;
+	return 0;
+}
+
+void control_close(struct control *c)
+{
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (c->clients[i].fd >= 0)
+			close(c->clients[i].fd);
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->path);
+	}
+	c->listen_fd = -1;
+}
+
+int control_accept(struct control *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		if (c->clients[i].fd < 0) {
+			c->clients[i].fd = fd;
+			c->clients[i].len = 0;
+			return i;
+		}
+	}
+	static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients\"}\n";
+	if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0)
+		pr_debug("control: could not refuse a client politely");
+	close(fd);
+	return -1;
+}
+
+static void reply_error(char *out, size_t outlen, const char *msg)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(0));
+	json_object_object_add(r, "error", json_object_new_string(msg));
+	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+}
+
+static const char *const state_names[] = { "running", "paused", "stopping" };
+
+static void add_status(struct vm *vm, json_object *r)
+{
+	struct vm_status st;
+
+	vm_get_status(vm, &st);
+	json_object_object_add(r, "state", json_object_new_string(state_names[st.state]));
+	json_object_object_add(r, "vcpus", json_object_new_int((int)st.vcpus));
+	json_object_object_add(r, "memory_mib", json_object_new_int64((int64_t)st.memory_mib));
+	json_object_object_add(r, "uptime_ms", json_object_new_int64((int64_t)st.uptime_ms));
+	json_object_object_add(r, "exits", json_object_new_int64((int64_t)st.exits));
+	json_object_object_add(r, "pvm_profile", json_object_new_boolean(st.pvm_profile));
+}
+
+void control_handle(struct vm *vm, const char *request, char *out, size_t outlen)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *req, *cmdv, *arg, *r;
+	const char *cmd;
+	char msg[160];
+	int ret = 0;
+
+	req = json_tokener_parse_ex(tok, request, (int)strlen(request));
+	if (!req || json_tokener_get_error(tok) != json_tokener_success) {
+		snprintf(msg, sizeof(msg), "invalid JSON: %s",
+			 json_tokener_error_desc(json_tokener_get_error(tok)));
+		reply_error(out, outlen, msg);
+		goto out_tok;
+	}
+	if (!json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "cmd", &cmdv) ||
+	    !json_object_is_type(cmdv, json_type_string)) {
+		reply_error(out, outlen, "a request is an object with a string member \"cmd\"");
+		goto out_req;
+	}
+	cmd = json_object_get_string(cmdv);
+	if (!strcmp(cmd, "status")) {
+		ret = 0;
+	} else if (!strcmp(cmd, "pause")) {
+		ret = vm_pause(vm);
+	} else if (!strcmp(cmd, "resume")) {
+		ret = vm_resume(vm);
+	} else if (!strcmp(cmd, "power-button")) {
+		platform_power_button(&vm->platform);
+	} else if (!strcmp(cmd, "reset")) {
+		vm_request_stop(vm, STOP_REBOOT, EXIT_GUEST_OFF);
+	} else if (!strcmp(cmd, "stop")) {
+		int64_t timeout_s = 30;
+		bool force = false;
+
+		if (json_object_object_get_ex(req, "force", &arg)) {
+			if (!json_object_is_type(arg, json_type_boolean)) {
+				reply_error(out, outlen, "\"force\" must be true or false");
+				goto out_req;
+			}
+			force = json_object_get_boolean(arg);
+		}
+		if (json_object_object_get_ex(req, "timeout_s", &arg)) {
+			if (!json_object_is_type(arg, json_type_int) ||
+			    (timeout_s = json_object_get_int64(arg)) < 0 || timeout_s > 3600) {
+				reply_error(out, outlen,
+					    "\"timeout_s\" must be an integer 0..3600");
+				goto out_req;
+			}
+		}
+		ret = vm_stop(vm, force ? 0 : (unsigned int)timeout_s);
+	} else {
+		snprintf(msg, sizeof(msg),
+			 "unknown command '%.60s' (status, pause, resume, stop, reset, "
+			 "power-button)",
+			 cmd);
+		reply_error(out, outlen, msg);
+		goto out_req;
+	}
+	if (ret) {
+		snprintf(msg, sizeof(msg), "%s failed: %s", cmd, strerror(-ret));
+		reply_error(out, outlen, msg);
+		goto out_req;
+	}
+	r = json_object_new_object();
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	add_status(vm, r);
+	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+out_req:
+	json_object_put(req);
+out_tok:
+	json_tokener_free(tok);
+}
+
+static void drop(struct control_client *cl)
+{
+	close(cl->fd);
+	cl->fd = -1;
+	cl->len = 0;
+}
+
+int control_serve(struct control *c, int i, struct vm *vm)
+{
+	struct control_client *cl = &c->clients[i];
+	char reply[1024];
+	ssize_t n;
+	char *nl;
+
+	n = read(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - 1 - cl->len);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		drop(cl);
+		return -1;
+	}
+	cl->len += (size_t)n;
+	cl->buf[cl->len] = '\0';
+	while ((nl = memchr(cl->buf, '\n', cl->len))) {
+		size_t line = (size_t)(nl - cl->buf);
+
+		*nl = '\0';
+		control_handle(vm, cl->buf, reply, sizeof(reply) - 1);
+		strcat(reply, "\n");
+		if (send(cl->fd, reply, strlen(reply), MSG_NOSIGNAL) < 0) {
+			drop(cl);
+			return -1;
+		}
+		memmove(cl->buf, nl + 1, cl->len - line - 1);
+		cl->len -= line + 1;
+		cl->buf[cl->len] = '\0';
+	}
+	if (cl->len >= sizeof(cl->buf) - 1) {
+		reply_error(reply, sizeof(reply), "request longer than 4096 bytes");
+		strcat(reply, "\n");
+		if (send(cl->fd, reply, strlen(reply), MSG_NOSIGNAL) < 0)
+			pr_debug("control: could not report an over-long request");
+		drop(cl);
+		return -1;
+	}
+	return 0;
+}

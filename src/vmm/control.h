@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The per-VM control socket (`vireo run --api-sock PATH`): newline-delimited JSON requests and
+ * replies on a unix stream socket. The protocol is in docs/control-socket.md and
+ * api/control-socket.schema.json. Runs in the main loop's thread. */
+#ifndef VIREO_VMM_CONTROL_H
+#define VIREO_VMM_CONTROL_H
+
+#include <stddef.h>
+
+#define CONTROL_MAX_CLIENTS 8
+#define CONTROL_MAX_REQUEST 4096
+
+struct vm;
+
+struct control_client {
+	int fd; /* -1: free slot */
+	char buf[CONTROL_MAX_REQUEST];
+	size_t len;
+};
+
+struct control {
+	int listen_fd;
+	const char *path;
+	struct control_client clients[CONTROL_MAX_CLIENTS];
+};
+
+int control_open(struct control *c, const char *path);
+void control_close(struct control *c);
+/* Accepts a client; returns its slot or -1. */
+int control_accept(struct control *c);
+/* Reads and answers what client slot i sent. Returns 0, or -1 when the client is gone (its fd
+ * is then closed and the slot freed; the caller drops it from its poll set first). */
+int control_serve(struct control *c, int i, struct vm *vm);
+
+/* Handles one request line and writes the reply (one line, without newline) into out. Exposed
+ * for tests. */
+void control_handle(struct vm *vm, const char *request, char *out, size_t outlen);
+
+#endif
