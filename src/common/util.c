@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,4 +128,45 @@ uint8_t checksum8(const void *data, size_t len)
 	for (size_t i = 0; i < len; i++)
 		sum += p[i];
 	return (uint8_t)(0 - sum);
+}
+
+int map_file(const char *path, size_t max_size, const uint8_t **data, size_t *size)
+{
+	struct stat st;
+	void *p = NULL;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max_size) {
+		ret = -EFBIG;
+		goto out;
+	}
+	if (st.st_size) {
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	*data = p;
+	*size = (size_t)st.st_size;
+out:
+	close(fd);
+	return ret;
+}
+
+void unmap_file(const uint8_t *data, size_t size)
+{
+	if (data && size)
+		munmap((void *)data, size);
 }

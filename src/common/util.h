@@ -25,6 +25,11 @@ int parse_u64(const char *s, uint64_t *out);
  * than max_size give -EFBIG. */
 int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
 
+/* Maps a whole regular file read-only (MAP_PRIVATE); only the pages used are read. Returns 0 or
+ * -errno (-EFBIG above max_size, -EISDIR for a directory). An empty file gives *data == NULL. */
+int map_file(const char *path, size_t max_size, const uint8_t **data, size_t *size);
+void unmap_file(const uint8_t *data, size_t size);
+
 /* 8-bit checksum byte that makes the bytes of a table sum to zero (ACPI, MP table). */
 uint8_t checksum8(const void *data, size_t len);
 

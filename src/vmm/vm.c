@@ -283,7 +283,7 @@ static char *build_cmdline(const struct vm *vm)
 static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 {
 	const struct vm_config *cfg = vm->cfg;
-	uint8_t *kdata = NULL, *idata = NULL;
+	const uint8_t *kdata = NULL, *idata = NULL;
 	size_t ksize = 0, isize = 0;
 	struct kernel_image k;
 	struct boot_e820_entry e820[16];
@@ -293,7 +293,7 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 	void *dst;
 	int ret, ne820, acpi_len;
 
-	ret = read_file(cfg->kernel, MAX_KERNEL_SIZE, &kdata, &ksize);
+	ret = map_file(cfg->kernel, MAX_KERNEL_SIZE, &kdata, &ksize);
 	if (ret) {
 		pr_err("kernel %s: %s", cfg->kernel,
 		       ret == -EFBIG ? "larger than 512 MiB, not a kernel" : strerror(-ret));
@@ -321,7 +321,7 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 		 cfg->kernel, k.format == KERNEL_ELF ? "ELF vmlinux" : "bzImage", k.version >> 8,
 		 k.version & 0xff, k.entry, (k.end - k.load_addr) >> 10);
 	if (cfg->initrd) {
-		ret = read_file(cfg->initrd, vm->mem.ram_size, &idata, &isize);
+		ret = map_file(cfg->initrd, vm->mem.ram_size, &idata, &isize);
 		if (ret == -EFBIG) {
 			pr_err("initrd %s is larger than guest RAM (%" PRIu64 " MiB)", cfg->initrd,
 			       vm->mem.ram_size >> 20);
@@ -336,7 +336,8 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 			pr_err("initrd %s: %s", cfg->initrd, err);
 			goto out;
 		}
-		memcpy(memory_gpa_ptr(&vm->mem, initrd_addr, isize), idata, isize);
+		if (isize)
+			memcpy(memory_gpa_ptr(&vm->mem, initrd_addr, isize), idata, isize);
 	}
 	cmdline = build_cmdline(vm);
 	if (!cmdline) {
@@ -380,8 +381,8 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 	ret = 0;
 out:
 	free(cmdline);
-	free(kdata);
-	free(idata);
+	unmap_file(kdata, ksize);
+	unmap_file(idata, isize);
 	return ret;
 }
 
