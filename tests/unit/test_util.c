@@ -166,6 +166,37 @@ static void test_read_file(void **state)
 	assert_null(data);
 }
 
+static void test_map_file(void **state)
+{
+	char path[] = "/tmp/vireo-test-util-XXXXXX";
+	uint8_t content[9000];
+	const uint8_t *data = NULL;
+	size_t size = 0;
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(content); i++)
+		content[i] = (uint8_t)(i * 7);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, sizeof(content)), (ssize_t)sizeof(content));
+	assert_int_equal(map_file(path, sizeof(content), &data, &size), 0);
+	assert_int_equal(size, sizeof(content));
+	assert_memory_equal(data, content, sizeof(content));
+	unmap_file(data, size);
+	assert_int_equal(map_file(path, sizeof(content) - 1, &data, &size), -EFBIG);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	close(fd);
+	data = (const uint8_t *)"x";
+	assert_int_equal(map_file(path, 100, &data, &size), 0);
+	assert_null(data);
+	assert_int_equal(size, 0);
+	unmap_file(data, size);
+	assert_int_equal(map_file("/tmp", 100, &data, &size), -EISDIR);
+	unlink(path);
+	assert_int_equal(map_file(path, 100, &data, &size), -ENOENT);
+}
+
 static void test_read_file_empty(void **state)
 {
 	char path[] = "/tmp/vireo-test-util-XXXXXX";
@@ -217,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_checksum8),
 		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_map_file),
 		cmocka_unit_test(test_read_file_empty),
 		cmocka_unit_test(test_read_file_directory),
 		cmocka_unit_test(test_macros),
