@@ -180,6 +180,38 @@ static int decode_ea(struct insn *in, uint8_t modrm, const struct kvm_regs *r,
 	return 0;
 }
 
+/* MXCSR through KVM_GET/SET_XSAVE (offset 24 of the legacy area): on kvm_pvm hosts
+ * KVM_GET_FPU/KVM_SET_FPU read zeros and ignore writes. KVM_GET_FPU is the fallback. */
+static int mxcsr_access(struct vcpu *vcpu, uint32_t *val, bool write)
+{
+	static struct kvm_xsave xs; /* 4 KiB: not on the vCPU thread's stack */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct kvm_fpu fpu;
+	int ret = 0;
+
+	pthread_mutex_lock(&lock);
+	if (ioctl(vcpu->fd, KVM_GET_XSAVE, &xs) == 0) {
+		if (write) {
+			xs.region[6] = *val;
+			if (ioctl(vcpu->fd, KVM_SET_XSAVE, &xs) < 0)
+				ret = -errno;
+		} else {
+			*val = xs.region[6];
+		}
+		pthread_mutex_unlock(&lock);
+		return ret;
+	}
+	pthread_mutex_unlock(&lock);
+	if (ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
+		return -errno;
+	if (!write) {
+		*val = fpu.mxcsr;
+		return 0;
+	}
+	fpu.mxcsr = *val;
+	return ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+}
+
 static int inject_exception(struct vcpu *vcpu, unsigned int vector)
 {
 	struct kvm_vcpu_events ev;
@@ -317,7 +349,6 @@ int vcpu_handle_emulation_failure(struct vcpu *vcpu)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	struct kvm_fpu fpu;
 	uint8_t bytes[15];
 	struct insn in = { .b = bytes, .seg = -1 };
 	int op, op2, modrm, ret;
@@ -411,18 +442,18 @@ int vcpu_handle_emulation_failure(struct vcpu *vcpu)
 			goto unknown;
 		if (rip_rel)
 			ea += regs.rip + (uint64_t)in.pos;
-		if (ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
-			return -errno;
 		if (((modrm >> 3) & 7) == 2) {
 			note_once("LDMXCSR");
 			if (guest_read_virt(vcpu, &sregs, ea, &v32, 4) != 4)
 				goto fault;
-			fpu.mxcsr = v32;
-			if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
-				return -errno;
+			ret = mxcsr_access(vcpu, &v32, true);
+			if (ret)
+				return ret;
 		} else {
 			note_once("STMXCSR");
-			v32 = fpu.mxcsr;
+			ret = mxcsr_access(vcpu, &v32, false);
+			if (ret)
+				return ret;
 			if (guest_write_virt(vcpu, &sregs, ea, &v32, 4))
 				goto fault;
 		}

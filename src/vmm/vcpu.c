@@ -117,6 +117,20 @@ static int set_lapic(struct vcpu *vcpu)
 	return 0;
 }
 
+/* The x87/SSE state a CPU has after reset (FCW 0x37f, MXCSR 0x1f80); KVM does not provide it
+ * on every host (kvm_pvm reports MXCSR 0). */
+static int set_fpu(struct vcpu *vcpu)
+{
+	struct kvm_fpu fpu;
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	if (ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+		return -errno;
+	return 0;
+}
+
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index)
 {
 	int mmap_size, ret;
@@ -148,6 +162,11 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index)
 	if (ret)
 		goto err_unmap;
 	set_msrs(vcpu);
+	ret = set_fpu(vcpu);
+	if (ret) {
+		pr_err("vcpu%u: FPU setup: %s", index, strerror(-ret));
+		goto err_unmap;
+	}
 	ret = set_lapic(vcpu);
 	if (ret) {
 		pr_err("vcpu%u: LAPIC setup: %s", index, strerror(-ret));
