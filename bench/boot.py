@@ -100,13 +100,28 @@ def bench_qemu(args, gdir, cmdline):
             if READY_MARKER.encode() in buf:
                 shell = time.monotonic() - t0
                 break
+            if b"KVM internal error" in buf or b"emulation failure" in buf:
+                time.sleep(0.5)
+                try:
+                    buf += p.stdout.read() or b""
+                except BlockingIOError:
+                    pass
+                break
         time.sleep(0.1)
     p.kill()
     p.wait()
     if shell is None:
         tail = buf.decode(errors="replace").strip().splitlines()[-3:]
-        why = f"exited with status {p.returncode}" if p.returncode not in (None, -9) else \
-            f"still booting after {args.qemu_limit} s"
+        text = buf.decode(errors="replace")
+        m = re.search(r"Code=.*<([0-9a-f ]+)>", text)
+        if "KVM internal error" in text or "emulation failure" in text:
+            why = ("stopped by a KVM emulation failure after "
+                   f"{time.monotonic() - t0:.0f} s"
+                   + (f" on instruction bytes {m.group(1)}" if m else ""))
+        elif p.returncode not in (None, -9):
+            why = f"exited with status {p.returncode}"
+        else:
+            why = f"still booting after {args.qemu_limit} s"
         print(f"qemu: did NOT reach the shell ({why}); last output: {tail}")
         return None
     print(f"qemu: shell after {shell:.1f} s")
