@@ -5,24 +5,7 @@
 
 	START16
 	movw $0, TICKS
-	movw $irq0, 0x08 * 4
-	movw $0, 0x08 * 4 + 2
-	mov $0x11, %al /* 8259 master: vector base 8, only IRQ0 unmasked */
-	out %al, $0x20
-	mov $0x08, %al
-	out %al, $0x21
-	mov $0x04, %al
-	out %al, $0x21
-	mov $0x01, %al
-	out %al, $0x21
-	mov $0xfe, %al
-	out %al, $0x21
-	mov $0x34, %al /* PIT channel 0, rate generator, 100 Hz */
-	out %al, $0x43
-	mov $(11932 & 0xff), %al
-	out %al, $0x40
-	mov $(11932 >> 8), %al
-	out %al, $0x40
+	PIT_100HZ_IRQ0 irq0
 	sti
 	xor %bx, %bx
 1:	hlt

@@ -72,20 +72,7 @@ bad:
 	out %al, $EXIT_PORT
 	hlt
 
-puts64:
-1:	lodsb
-	test %al, %al
-	jz 3f
-	mov %al, %ah
-	mov $COM1 + 5, %dx
-2:	in %dx, %al
-	test $0x20, %al
-	jz 2b
-	mov $COM1, %dx
-	mov %ah, %al
-	out %al, %dx
-	jmp 1b
-3:	ret
+#include "lib64.inc"
 
 	.code32
 #include "lib32.inc"

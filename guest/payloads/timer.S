@@ -5,37 +5,7 @@
 
 	START16
 	movw $0, TICKS
-	/* IVT entry for vector 0x08 (IRQ0 with the PIC based at 8, as a BIOS leaves it). */
-	movw $irq0, 0x08 * 4
-	movw $0, 0x08 * 4 + 2
-	/* 8259 master: ICW1..ICW4, then mask everything but IRQ0; slave fully masked. */
-	mov $0x11, %al
-	out %al, $0x20
-	mov $0x08, %al
-	out %al, $0x21
-	mov $0x04, %al
-	out %al, $0x21
-	mov $0x01, %al
-	out %al, $0x21
-	mov $0x11, %al
-	out %al, $0xa0
-	mov $0x70, %al
-	out %al, $0xa1
-	mov $0x02, %al
-	out %al, $0xa1
-	mov $0x01, %al
-	out %al, $0xa1
-	mov $0xff, %al
-	out %al, $0xa1
-	mov $0xfe, %al
-	out %al, $0x21
-	/* PIT channel 0, lobyte/hibyte, rate generator, divisor 11932 (100 Hz). */
-	mov $0x34, %al
-	out %al, $0x43
-	mov $(11932 & 0xff), %al
-	out %al, $0x40
-	mov $(11932 >> 8), %al
-	out %al, $0x40
+	PIT_100HZ_IRQ0 irq0
 	PUTS16 msg_wait
 	sti
 1:	hlt

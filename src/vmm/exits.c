@@ -181,7 +181,10 @@ static int decode_ea(struct insn *in, uint8_t modrm, const struct kvm_regs *r,
 }
 
 /* MXCSR through KVM_GET/SET_XSAVE (offset 24 of the legacy area): on kvm_pvm hosts
- * KVM_GET_FPU/KVM_SET_FPU read zeros and ignore writes. KVM_GET_FPU is the fallback. */
+ * KVM_GET_FPU/KVM_SET_FPU read zeros and ignore writes. KVM_GET_FPU is the fallback.
+ * Known gap on kvm_pvm: a value written with KVM_SET_XSAVE between two KVM_RUNs does not
+ * reliably reach the guest (it does when the thread is descheduled in between), so a completed
+ * LDMXCSR of a new value may be lost there. Guests load MXCSR's default, which is harmless. */
 static int mxcsr_access(struct vcpu *vcpu, uint32_t *val, bool write)
 {
 	static struct kvm_xsave xs; /* 4 KiB: not on the vCPU thread's stack */
