@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int parse_u64(const char *s, uint64_t *out)
@@ -73,11 +75,9 @@ int parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	return 0;
 }
 
-int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size)
+int open_regular(const char *path, size_t max_size, size_t *size)
 {
 	struct stat st;
-	uint8_t *buf;
-	size_t done = 0;
 	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -95,19 +95,36 @@ int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size)
 		ret = -EFBIG;
 		goto err_close;
 	}
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	*size = (size_t)st.st_size;
+	return fd;
+err_close:
+	close(fd);
+	return ret;
+}
+
+int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size)
+{
+	size_t total, done = 0;
+	uint8_t *buf;
+	int fd;
+
+	fd = open_regular(path, max_size, &total);
+	if (fd < 0)
+		return fd;
+	buf = malloc(total ? total : 1);
 	if (!buf) {
-		ret = -ENOMEM;
-		goto err_close;
+		close(fd);
+		return -ENOMEM;
 	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+	while (done < total) {
+		ssize_t n = read(fd, buf + done, total - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
+			int ret = n < 0 ? -errno : -EIO;
 			free(buf);
-			goto err_close;
+			close(fd);
+			return ret;
 		}
 		done += (size_t)n;
 	}
@@ -115,9 +132,6 @@ int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size)
 	*data = buf;
 	*size = done;
 	return 0;
-err_close:
-	close(fd);
-	return ret;
 }
 
 uint8_t checksum8(const void *data, size_t len)
@@ -132,37 +146,50 @@ uint8_t checksum8(const void *data, size_t len)
 
 int map_file(const char *path, size_t max_size, const uint8_t **data, size_t *size)
 {
-	struct stat st;
+	size_t total;
 	void *p = NULL;
-	int fd, ret = 0;
+	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, max_size, &total);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max_size) {
-		ret = -EFBIG;
-		goto out;
-	}
-	if (st.st_size) {
-		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		return fd;
+	if (total) {
+		p = mmap(NULL, total, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
-			ret = -errno;
-			goto out;
+			int ret = -errno;
+			close(fd);
+			return ret;
 		}
 	}
-	*data = p;
-	*size = (size_t)st.st_size;
-out:
 	close(fd);
-	return ret;
+	*data = p;
+	*size = total;
+	return 0;
+}
+
+int unix_listen(const char *path, int backlog)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
 }
 
 void unmap_file(const uint8_t *data, size_t size)

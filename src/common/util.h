@@ -21,6 +21,15 @@ int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
 /* Parses a decimal or 0x-prefixed unsigned integer that must fill the whole string. */
 int parse_u64(const char *s, uint64_t *out);
 
+/* Opens a regular file for reading and returns its size. Returns the fd or -errno: -EISDIR for a
+ * directory, -EINVAL for another non-regular file, -EFBIG when larger than max_size. */
+int open_regular(const char *path, size_t max_size, size_t *size);
+
+/* Listens on a unix stream socket at path (non-blocking, close-on-exec). A stale socket left by
+ * an earlier run is replaced; any other file there is not (-EEXIST). Returns the fd or -errno
+ * (-ENAMETOOLONG for a path that does not fit). */
+int unix_listen(const char *path, int backlog);
+
 /* Reads a whole file into a malloc'd buffer the caller frees. Returns 0 or -errno; files larger
  * than max_size give -EFBIG. */
 int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);

@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -14,9 +12,6 @@
 
 int console_open(struct console *c, enum console_kind kind, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->out_lock, NULL);
 	c->kind = kind;
@@ -44,25 +39,12 @@ int console_open(struct console *c, enum console_kind kind, const char *path)
 		}
 		return 0;
 	case CONSOLE_SOCKET:
-		strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-		/* A stale socket from an earlier run may be replaced; any other file may not. */
-		if (lstat(path, &st) == 0) {
-			if (!S_ISSOCK(st.st_mode)) {
-				pr_err("console socket %s: a file that is not a socket is in the "
-				       "way",
-				       path);
-				return -EEXIST;
-			}
-			unlink(path);
-		}
-		c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (c->listen_fd < 0 ||
-		    bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-		    listen(c->listen_fd, 1) < 0) {
-			int err = -errno;
-			pr_err("console socket %s: %s", path, strerror(errno));
-			if (c->listen_fd >= 0)
-				close(c->listen_fd);
+		c->listen_fd = unix_listen(path, 1);
+		if (c->listen_fd < 0) {
+			int err = c->listen_fd;
+			pr_err("console socket %s: %s", path,
+			       err == -EEXIST ? "a file that is not a socket is in the way"
+					      : strerror(-err));
 			c->listen_fd = -1;
 			return err;
 		}

@@ -6,42 +6,24 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "vm.h"
 
 int control_open(struct control *c, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-
 	memset(c, 0, sizeof(*c));
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
 	c->listen_fd = -1;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		pr_err("--api-sock %s: path too long for a unix socket", path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	/* A stale socket from an earlier run may be replaced; any other file may not. */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			pr_err("--api-sock %s: a file that is not a socket is in the way", path);
-			return -EEXIST;
-		}
-		unlink(path);
-	}
-	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(c->listen_fd, CONTROL_MAX_CLIENTS) < 0) {
-		int err = -errno;
-		pr_err("--api-sock %s: %s", path, strerror(errno));
-		if (c->listen_fd >= 0)
-			close(c->listen_fd);
+	c->listen_fd = unix_listen(path, CONTROL_MAX_CLIENTS);
+	if (c->listen_fd < 0) {
+		int err = c->listen_fd;
+		pr_err("--api-sock %s: %s", path,
+		       err == -EEXIST ? "a file that is not a socket is in the way"
+				      : strerror(-err));
 		c->listen_fd = -1;
 		return err;
 	}

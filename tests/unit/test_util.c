@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,37 @@ static void test_map_file(void **state)
 	assert_int_equal(map_file(path, 100, &data, &size), -ENOENT);
 }
 
+static void test_unix_listen(void **state)
+{
+	char dir[] = "/tmp/vireo-test-sock-XXXXXX";
+	char path[128], longpath[200];
+	int fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	fd = unix_listen(path, 1);
+	assert_true(fd >= 0);
+	close(fd);
+	/* The socket file left behind is stale: a new listener replaces it. */
+	fd2 = unix_listen(path, 1);
+	assert_true(fd2 >= 0);
+	close(fd2);
+	unlink(path);
+	/* Any other file is not ours to remove. */
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(unix_listen(path, 1), -EEXIST);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	assert_int_equal(unix_listen(longpath, 1), -ENAMETOOLONG);
+	rmdir(dir);
+}
+
 static void test_read_file_empty(void **state)
 {
 	char path[] = "/tmp/vireo-test-util-XXXXXX";
@@ -249,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_checksum8),
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_map_file),
+		cmocka_unit_test(test_unix_listen),
 		cmocka_unit_test(test_read_file_empty),
 		cmocka_unit_test(test_read_file_directory),
 		cmocka_unit_test(test_macros),
