@@ -194,7 +194,8 @@ void vcpu_destroy(struct vcpu *vcpu)
 	vcpu->fd = -1;
 }
 
-static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+/* A flat 4 GiB segment; l64 makes it a 64-bit code segment, otherwise it is 32-bit (D/B). */
+static void seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type, bool l64)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;
@@ -204,7 +205,7 @@ static void seg64(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 	s->present = 1;
 	s->s = 1;
 	s->g = 1;
-	if (code)
+	if (l64)
 		s->l = 1;
 	else
 		s->db = 1;
@@ -226,23 +227,47 @@ static int set_entry_regs(struct vcpu *vcpu, uint64_t rip, uint64_t rsp, uint64_
 	return 0;
 }
 
+/* The boot GDT and flat segments shared by both protected-mode entries: 32-bit code 0x08
+ * (PVH), 64-bit code __BOOT_CS 0x10, data __BOOT_DS 0x18, a TSS 0x20. CS is 32- or 64-bit. */
+static int setup_flat_segments(struct vcpu *vcpu, struct kvm_sregs *sregs, bool long_mode)
+{
+	uint64_t *gdt = memory_gpa_ptr(&vcpu->vm->mem, BOOT_GDT_ADDR, 5 * 8);
+
+	if (!gdt)
+		return -EINVAL;
+	gdt[0] = 0;
+	gdt[1] = 0x00cf9b000000ffffULL;
+	gdt[2] = 0x00af9b000000ffffULL;
+	gdt[3] = 0x00cf93000000ffffULL;
+	gdt[4] = 0x00808b0000000fffULL;
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, sregs) < 0)
+		return -errno;
+	seg_flat(&sregs->cs, long_mode ? BOOT_CS : BOOT_CS32, 0xb, long_mode);
+	seg_flat(&sregs->ds, BOOT_DS, 0x3, false);
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	memset(&sregs->tr, 0, sizeof(sregs->tr));
+	sregs->tr.selector = BOOT_TSS;
+	sregs->tr.limit = 0xfff;
+	sregs->tr.type = 0xb;
+	sregs->tr.present = 1;
+	sregs->gdt.base = BOOT_GDT_ADDR;
+	sregs->gdt.limit = 5 * 8 - 1;
+	sregs->idt.base = 0;
+	sregs->idt.limit = 0;
+	return 0;
+}
+
 int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params)
 {
 	struct guest_mem *mem = &vcpu->vm->mem;
-	uint64_t *gdt = memory_gpa_ptr(mem, BOOT_GDT_ADDR, 5 * 8);
 	uint64_t *pml4 = memory_gpa_ptr(mem, BOOT_PML4_ADDR, 4096);
 	uint64_t *pdpt = memory_gpa_ptr(mem, BOOT_PDPT_ADDR, 4096);
 	uint64_t *pd = memory_gpa_ptr(mem, BOOT_PD_ADDR, 4 * 4096);
 	struct kvm_sregs sregs;
+	int ret;
 
-	if (!gdt || !pml4 || !pdpt || !pd)
+	if (!pml4 || !pdpt || !pd)
 		return -EINVAL;
-	/* Flat GDT as the 64-bit boot protocol wants: __BOOT_CS 0x10, __BOOT_DS 0x18, a TSS. */
-	gdt[0] = 0;
-	gdt[1] = 0x00cf9b000000ffffULL; /* 32-bit code, for the PVH entry */
-	gdt[2] = 0x00af9b000000ffffULL;
-	gdt[3] = 0x00cf93000000ffffULL;
-	gdt[4] = 0x00808b0000000fffULL;
 	/* Identity map of the first 4 GiB with 2 MiB pages. */
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
@@ -252,27 +277,15 @@ int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params
 	for (uint64_t i = 0; i < 4 * 512; i++)
 		pd[i] = (i << 21) | 0x83;
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		return -errno;
-	seg64(&sregs.cs, BOOT_CS, 0xb, true);
-	seg64(&sregs.ds, BOOT_DS, 0x3, false);
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	memset(&sregs.tr, 0, sizeof(sregs.tr));
-	sregs.tr.selector = BOOT_TSS;
-	sregs.tr.limit = 0xfff;
-	sregs.tr.type = 0xb;
-	sregs.tr.present = 1;
-	sregs.gdt.base = BOOT_GDT_ADDR;
-	sregs.gdt.limit = 5 * 8 - 1;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0;
+	ret = setup_flat_segments(vcpu, &sregs, true);
+	if (ret)
+		return ret;
 	sregs.cr0 = 0x80000033; /* PG | NE | ET | MP | PE */
 	sregs.cr3 = BOOT_PML4_ADDR;
 	sregs.cr4 = 0x20; /* PAE */
 	sregs.efer = 0x500; /* LMA | LME */
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
-
 	return set_entry_regs(vcpu, entry, BOOT_STACK_TOP, boot_params, 0);
 }
 
@@ -281,15 +294,9 @@ int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_
 	struct kvm_sregs sregs;
 	int ret;
 
-	/* Builds the GDT (and page tables, unused here) exactly as for the 64-bit entry. */
-	ret = vcpu_setup_long_mode(vcpu, entry, 0);
+	ret = setup_flat_segments(vcpu, &sregs, false);
 	if (ret)
 		return ret;
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
-		return -errno;
-	seg64(&sregs.cs, BOOT_CS32, 0xb, true);
-	sregs.cs.l = 0;
-	sregs.cs.db = 1;
 	sregs.cr0 = 0x11; /* ET | PE: protected mode, paging off */
 	sregs.cr3 = 0;
 	sregs.cr4 = 0;

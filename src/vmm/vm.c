@@ -280,6 +280,19 @@ static char *build_cmdline(const struct vm *vm)
 	return s;
 }
 
+/* ACPI tables and the MP table, where firmware would leave them. */
+static int build_firmware_tables(struct vm *vm)
+{
+	if (acpi_build(memory_gpa_ptr(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_MAX), ACPI_TABLES_MAX,
+		       ACPI_TABLES_ADDR, vm->nvcpus) < 0 ||
+	    mptable_build(memory_gpa_ptr(&vm->mem, MPTABLE_ADDR, MPTABLE_MAX), MPTABLE_MAX,
+			  MPTABLE_ADDR, vm->nvcpus) < 0) {
+		pr_err("ACPI or MP tables do not fit below 1 MiB (%u vCPUs)", vm->nvcpus);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -291,7 +304,7 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 	uint64_t initrd_addr = 0;
 	char err[256], *cmdline = NULL;
 	void *dst;
-	int ret, ne820, acpi_len;
+	int ret, ne820;
 
 	ret = map_file(cfg->kernel, MAX_KERNEL_SIZE, &kdata, &ksize);
 	if (ret) {
@@ -354,15 +367,9 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 	memcpy(dst, cmdline, strlen(cmdline) + 1);
 	pr_debug("kernel command line: %s", cmdline);
 
-	acpi_len = acpi_build(memory_gpa_ptr(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_MAX),
-			      ACPI_TABLES_MAX, ACPI_TABLES_ADDR, vm->nvcpus);
-	ret = mptable_build(memory_gpa_ptr(&vm->mem, MPTABLE_ADDR, MPTABLE_MAX), MPTABLE_MAX,
-			    MPTABLE_ADDR, vm->nvcpus);
-	if (acpi_len < 0 || ret < 0) {
-		pr_err("ACPI or MP tables do not fit below 1 MiB (%u vCPUs)", vm->nvcpus);
-		ret = -ENOSPC;
+	ret = build_firmware_tables(vm);
+	if (ret)
 		goto out;
-	}
 	ne820 = e820_build(&vm->mem, e820, (int)ARRAY_SIZE(e820));
 	bp = memory_gpa_ptr(&vm->mem, BOOT_PARAMS_ADDR, sizeof(*bp));
 	linux_fill_boot_params(bp, &k, BOOT_CMDLINE_ADDR, (uint32_t)strlen(cmdline), initrd_addr,
@@ -402,11 +409,7 @@ static int load_payload(struct vm *vm)
 	memcpy(memory_gpa_ptr(&vm->mem, PAYLOAD_ADDR, size), data, size);
 	free(data);
 	/* MP and ACPI tables let payloads find the CPUs as an OS would. */
-	acpi_build(memory_gpa_ptr(&vm->mem, ACPI_TABLES_ADDR, ACPI_TABLES_MAX), ACPI_TABLES_MAX,
-		   ACPI_TABLES_ADDR, vm->nvcpus);
-	mptable_build(memory_gpa_ptr(&vm->mem, MPTABLE_ADDR, MPTABLE_MAX), MPTABLE_MAX,
-		      MPTABLE_ADDR, vm->nvcpus);
-	return 0;
+	return build_firmware_tables(vm);
 }
 
 static bool pvm_detect(void)
