@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "guestmem_access.h"
 #include "vm.h"
 
@@ -37,52 +38,43 @@ int guest_translate(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t l
 	return 0;
 }
 
-int guest_read_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear, void *buf,
-		    size_t len)
+/* Copies between buf and guest linear memory page by page; returns the bytes copied before the
+ * first unmapped page. */
+static size_t guest_copy_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
+			      uint8_t *buf, size_t len, bool to_guest)
 {
-	uint8_t *out = buf;
 	size_t done = 0;
 
 	while (done < len) {
-		size_t chunk = 4096 - ((linear + done) & 4095);
+		size_t chunk = MIN(4096 - ((linear + done) & 4095), len - done);
 		uint64_t gpa;
-		void *src;
+		uint8_t *p;
 
-		if (chunk > len - done)
-			chunk = len - done;
 		if (guest_translate(vcpu, sregs, linear + done, &gpa))
 			break;
-		src = memory_gpa_ptr(&vcpu->vm->mem, gpa, chunk);
-		if (!src)
+		p = memory_gpa_ptr(&vcpu->vm->mem, gpa, chunk);
+		if (!p)
 			break;
-		memcpy(out + done, src, chunk);
+		if (to_guest)
+			memcpy(p, buf + done, chunk);
+		else
+			memcpy(buf + done, p, chunk);
 		done += chunk;
 	}
-	return (int)done;
+	return done;
+}
+
+int guest_read_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear, void *buf,
+		    size_t len)
+{
+	return (int)guest_copy_virt(vcpu, sregs, linear, buf, len, false);
 }
 
 int guest_write_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
 		     const void *buf, size_t len)
 {
-	const uint8_t *in = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		size_t chunk = 4096 - ((linear + done) & 4095);
-		uint64_t gpa;
-		void *dst;
-
-		if (chunk > len - done)
-			chunk = len - done;
-		if (guest_translate(vcpu, sregs, linear + done, &gpa))
-			return -EFAULT;
-		dst = memory_gpa_ptr(&vcpu->vm->mem, gpa, chunk);
-		if (!dst)
-			return -EFAULT;
-		memcpy(dst, in + done, chunk);
-		done += chunk;
-	}
-	return 0;
+	/* The source is only read: the cast lets both directions share one walker. */
+	return guest_copy_virt(vcpu, sregs, linear, (uint8_t *)buf, len, true) == len ? 0 : -EFAULT;
 }
 
 /* Decoded prefix and operand state of one instruction. */
