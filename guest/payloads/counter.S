@@ -23,13 +23,7 @@
 	PUTS16 msg_nl
 	jmp 1b
 
-irq0:
-	push %ax
-	incw TICKS
-	mov $0x20, %al
-	out %al, $0x20
-	pop %ax
-	iret
+	IRQ0_TICK_HANDLER irq0, TICKS
 
 #include "lib16.inc"
 msg_tick: .asciz "tick "

@@ -6,7 +6,6 @@
 #include "common.inc"
 #include "pm.inc"
 #define PML4 0x20000
-#define PDPT 0x21000
 #define PD 0x22000
 #define SCRATCH 0x30000
 
@@ -15,27 +14,9 @@
 	.code32
 pm32:
 	FLAT_DATA32
-	mov $PML4, %edi
-	xor %eax, %eax
-	mov $(3 * 4096 / 4), %ecx
-	rep stosl
-	movl $(PDPT | 3), PML4
-	movl $(PD | 3), PDPT
+	LONG_MODE_TABLES PML4
 	movl $0x83, PD /* first 2 MiB, identity */
-	mov $PML4, %eax
-	mov %eax, %cr3
-	mov %cr4, %eax
-	or $0x620, %eax /* PAE, OSFXSR, OSXMMEXCPT */
-	mov %eax, %cr4
-	mov $0xc0000080, %ecx
-	rdmsr
-	or $0x100, %eax
-	wrmsr
-	mov %cr0, %eax
-	and $~0x4, %eax /* EM off: SSE allowed */
-	or $0x80000002, %eax /* PG, MP */
-	mov %eax, %cr0
-	ljmp $0x18, $lm64
+	ENTER_LONG_MODE PML4, lm64
 
 	.code64
 lm64:

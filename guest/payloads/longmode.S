@@ -18,13 +18,8 @@ pm32:
 	FLAT_DATA32
 	mov $msg_pm, %esi
 	call puts32
-	/* Page tables: PML4[0] -> PDPT; PDPT[0] and PDPT[1] -> the same PD of 2 MiB pages. */
-	mov $PML4, %edi
-	xor %eax, %eax
-	mov $(3 * 4096 / 4), %ecx
-	rep stosl
-	movl $(PDPT | 3), PML4
-	movl $(PD | 3), PDPT
+	/* PML4[0] -> PDPT; PDPT[0] and PDPT[1] -> the same PD of 2 MiB pages. */
+	LONG_MODE_TABLES PML4
 	movl $(PD | 3), PDPT + 8
 	mov $PD, %edi
 	mov $0x83, %eax
@@ -34,19 +29,7 @@ pm32:
 	add $0x200000, %eax
 	add $8, %edi
 	loop 1b
-	mov $PML4, %eax
-	mov %eax, %cr3
-	mov %cr4, %eax
-	or $0x20, %eax /* PAE */
-	mov %eax, %cr4
-	mov $0xc0000080, %ecx /* EFER */
-	rdmsr
-	or $0x100, %eax /* LME */
-	wrmsr
-	mov %cr0, %eax
-	or $0x80000000, %eax /* PG */
-	mov %eax, %cr0
-	ljmp $0x18, $lm64
+	ENTER_LONG_MODE PML4, lm64
 
 	.code64
 lm64:

@@ -15,13 +15,7 @@
 	PUTS16 msg_ok
 	EXIT16 0
 
-irq0:
-	push %ax
-	incw TICKS
-	mov $0x20, %al
-	out %al, $0x20
-	pop %ax
-	iret
+	IRQ0_TICK_HANDLER irq0, TICKS
 
 #include "lib16.inc"
 msg_wait: .asciz "waiting for timer interrupts\r\n"
