@@ -7,11 +7,13 @@ import pty
 import random
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guest import unix_exchange, wait_for_path  # noqa: E402
 
 VIREO = sys.argv[1]
 PAYLOADS = sys.argv[2]
@@ -112,19 +114,9 @@ with tempfile.TemporaryDirectory() as tmp:
                          stderr=subprocess.PIPE, text=True)
     got = b""
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(sock_path) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_path(sock_path)
         time.sleep(0.5)  # let the payload print before anyone listens
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(sock_path)
-        s.settimeout(10)
-        while b"hanging on purpose" not in got:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        s.close()
+        got = unix_exchange(sock_path, until=b"hanging on purpose", timeout=10)
     except OSError as e:
         got += f"[{e}]".encode()
     p.send_signal(signal.SIGTERM)

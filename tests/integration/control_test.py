@@ -5,11 +5,13 @@ stop with a deadline (the payload ignores the power button), forced stop.
 Usage: control_test.py VIREO PAYLOAD_DIR"""
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guest import unix_exchange, wait_for_path  # noqa: E402
 
 VIREO, PAYLOADS = sys.argv[1], sys.argv[2]
 results = []
@@ -27,18 +29,7 @@ def vmctl(sock, *args):
 
 
 def raw(sock, line):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sock)
-    s.settimeout(20)
-    s.sendall(line)
-    data = b""
-    while b"\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data.decode(errors="replace")
+    return unix_exchange(sock, line).decode(errors="replace")
 
 
 def start(tmp, name):
@@ -48,9 +39,7 @@ def start(tmp, name):
                           "--api-sock", sock, "--console", "file:" + out, "--timeout", "300"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not os.path.exists(sock) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_path(sock)
     return p, sock, out
 
 

@@ -1,12 +1,40 @@
 """Driving a `vireo run` guest over its serial console (stdin/stdout pipes)."""
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
 
 READY_MARKER = "VIREO_GUEST_READY"
 PROMPT = "vireo# "
+
+
+def wait_for_path(path, timeout=30):
+    """Waits until path exists (a socket the VMM creates); returns whether it does."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.path.exists(path)
+
+
+def unix_exchange(path, send=b"", until=b"\n", timeout=20):
+    """Connects to a unix socket, sends send, reads until until appears (or EOF)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        s.settimeout(timeout)
+        if send:
+            s.sendall(send)
+        data = b""
+        while until not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        s.close()
 
 
 def build_guest(build_sh):
