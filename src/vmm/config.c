@@ -106,6 +106,31 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *arg)
 	return -EINVAL;
 }
 
+/* Keyword values of options, indexed by their enum value. */
+static const char *const pvm_names[] = { "auto", "on", "off", NULL };
+static const char *const reboot_names[] = { "exit", "restart", NULL };
+static const char *const boot_names[] = { "auto", "pvh", "linux64", NULL };
+_Static_assert(PVM_OFF == 2 && REBOOT_RESTART == 1 && BOOT_LINUX64 == 2,
+	       "the name tables follow the enums");
+
+/* Looks arg up in names (NULL-terminated); on failure lists the choices in err. */
+static int choose(const char *arg, const char *opt, const char *const *names, int *out, char *err,
+		  size_t errlen)
+{
+	size_t off;
+
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(arg, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	off = (size_t)snprintf(err, errlen, "%s: '%s': expected", opt, arg);
+	for (int i = 0; names[i] && off < errlen; i++)
+		off += (size_t)snprintf(err + off, errlen - off, "%s %s", i ? "," : "", names[i]);
+	return -EINVAL;
+}
+
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -175,15 +200,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			break;
 		}
 		case OPT_PVM:
-			if (!strcmp(optarg, "auto"))
-				cfg->pvm = PVM_AUTO;
-			else if (!strcmp(optarg, "on"))
-				cfg->pvm = PVM_ON;
-			else if (!strcmp(optarg, "off"))
-				cfg->pvm = PVM_OFF;
-			else
-				return bad(err, errlen, "--pvm: '%s': expected auto, on or off",
-					   optarg);
+			if (choose(optarg, "--pvm", pvm_names, &n, err, errlen))
+				return -EINVAL;
+			cfg->pvm = (enum pvm_mode)n;
 			break;
 		case OPT_CONSOLE:
 			if (!strcmp(optarg, "stdio")) {
@@ -209,13 +228,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			}
 			break;
 		case OPT_ON_REBOOT:
-			if (!strcmp(optarg, "exit"))
-				cfg->on_reboot = REBOOT_EXIT;
-			else if (!strcmp(optarg, "restart"))
-				cfg->on_reboot = REBOOT_RESTART;
-			else
-				return bad(err, errlen,
-					   "--on-reboot: '%s': expected exit or restart", optarg);
+			if (choose(optarg, "--on-reboot", reboot_names, &n, err, errlen))
+				return -EINVAL;
+			cfg->on_reboot = (enum reboot_action)n;
 			break;
 		case OPT_TIMEOUT:
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 7 * 24 * 3600)
@@ -225,15 +240,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			cfg->timeout_s = (unsigned int)v;
 			break;
 		case OPT_BOOT:
-			if (!strcmp(optarg, "auto"))
-				cfg->boot = BOOT_AUTO;
-			else if (!strcmp(optarg, "pvh"))
-				cfg->boot = BOOT_PVH;
-			else if (!strcmp(optarg, "linux64"))
-				cfg->boot = BOOT_LINUX64;
-			else
-				return bad(err, errlen,
-					   "--boot: '%s': expected auto, pvh or linux64", optarg);
+			if (choose(optarg, "--boot", boot_names, &n, err, errlen))
+				return -EINVAL;
+			cfg->boot = (enum boot_protocol)n;
 			break;
 		case OPT_API_SOCK:
 			cfg->api_sock = optarg;

@@ -168,14 +168,12 @@ static void com1_irq(void *opaque, int level)
 	irq_line(opaque, SERIAL_COM1_IRQ, level);
 }
 
-static int rx_space_fd = -1;
-
 static void com1_rx_space(void *opaque)
 {
+	struct vm *vm = opaque;
 	uint64_t one = 1;
 
-	(void)opaque;
-	if (write(rx_space_fd, &one, sizeof(one)) < 0)
+	if (write(vm->rx_space_fd, &one, sizeof(one)) < 0)
 		pr_debug("rx_space eventfd: %s", strerror(errno));
 }
 
@@ -426,7 +424,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->control.listen_fd = -1;
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
@@ -503,8 +501,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0 || rx_space_fd < 0)
+	vm->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0 || vm->rx_space_fd < 0)
 		return -errno;
 	ret = setup_devices(vm);
 	if (ret)
@@ -751,7 +749,7 @@ int vm_run(struct vm *vm)
 	}
 	epoll_add(ep, vm->stop_fd, TAG_STOP);
 	epoll_add(ep, sfd, TAG_SIGNAL);
-	epoll_add(ep, rx_space_fd, TAG_RXSPACE);
+	epoll_add(ep, vm->rx_space_fd, TAG_RXSPACE);
 	if (c->listen_fd >= 0)
 		epoll_add(ep, c->listen_fd, TAG_LISTEN);
 	epoll_add(ep, vm->stop_deadline_fd, TAG_DEADLINE);
@@ -820,7 +818,7 @@ int vm_run(struct vm *vm)
 				vm_request_stop(vm, STOP_TIMEOUT, EXIT_TIMEOUT);
 				break;
 			case TAG_RXSPACE:
-				if (read(rx_space_fd, &v, sizeof(v)) < 0)
+				if (read(vm->rx_space_fd, &v, sizeof(v)) < 0)
 					break;
 				deliver_input(vm);
 				break;
@@ -922,9 +920,9 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
-	if (rx_space_fd >= 0)
-		close(rx_space_fd);
-	rx_space_fd = -1;
+	if (vm->rx_space_fd >= 0)
+		close(vm->rx_space_fd);
+	vm->rx_space_fd = -1;
 	vm->vm_fd = vm->kvm_fd = vm->stop_fd = -1;
 	memory_free(&vm->mem);
 }

@@ -90,6 +90,9 @@ struct vm {
 
 	/* Stop handshake: the first stop request wins; the main loop is woken by stop_fd. */
 	int stop_fd;
+	/* Written by the UART (any vCPU thread) when its receive FIFO has room again; read by the
+	 * main loop, which then offers the console input it holds back. */
+	int rx_space_fd;
 	enum stop_reason stop_reason;
 	int exit_status;
 	bool stopping;
