@@ -90,14 +90,25 @@ int vmctl_main(int argc, char **argv)
 	json_object *req, *rep, *okv, *errv;
 	int c, ret;
 
+	/* getopt permutes: options may come before or after the command. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 't':
+			if (parse_u64(optarg, &v) < 0 || v > 3600) {
+				fprintf(stderr, "vireo vmctl: --timeout: seconds 0..3600\n");
+				return 2;
+			}
+			timeout = (int64_t)v;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -112,27 +123,6 @@ int vmctl_main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
-	/* Options after the command: stop's --force and --timeout, and --json. */
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			force = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 't':
-			if (parse_u64(optarg, &v) < 0 || v > 3600) {
-				fprintf(stderr, "vireo vmctl: --timeout: seconds 0..3600\n");
-				return 2;
-			}
-			timeout = (int64_t)v;
-			break;
-		default:
-			fprintf(stderr, "vireo vmctl: bad option (see vireo vmctl --help)\n");
-			return 2;
-		}
-	}
 	if (optind < argc) {
 		fprintf(stderr, "vireo vmctl: unexpected argument '%s'\n", argv[optind]);
 		return 2;
