@@ -28,6 +28,15 @@ static const char usage[] =
 	"  stop --force           stop now\n"
 	"  reset                  reset the VM (what --on-reboot says)\n"
 	"  power-button           press the ACPI power button\n"
+	"  snapshot DIR [--paused]\n"
+	"                         pause, save the VM into the new directory DIR (a state file\n"
+	"                         and a sparse memory file) and resume, unless --paused.\n"
+	"                         Restore it with vireo run --restore DIR\n"
+	"  migrate tcp:HOST:PORT [--max-downtime MS]\n"
+	"                         live-migrate the VM to a vireo run --incoming waiting there;\n"
+	"                         returns at once: follow it with migrate-status\n"
+	"  migrate-status         progress: phase, rounds, bytes, dirty rate, expected downtime\n"
+	"  migrate-cancel         abandon the migration; the VM keeps running here\n"
 	"\n"
 	"Options:\n"
 	"  -s, --sock PATH        the control socket\n"
@@ -79,12 +88,16 @@ int vmctl_main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "paused", no_argument, NULL, 'p' },
+		{ "max-downtime", required_argument, NULL, 'd' },
+		{ "wait", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sock = NULL, *cmd;
-	bool json = false, force = false;
-	int64_t timeout = -1;
+	const char *sock = NULL, *cmd, *arg = NULL;
+	bool json = false, force = false, paused = false;
+	int64_t timeout = -1, downtime = -1;
+	char abs[4096];
 	uint64_t v;
 	char reply[4096];
 	json_object *req, *rep, *okv, *errv;
@@ -110,6 +123,17 @@ int vmctl_main(int argc, char **argv)
 			}
 			timeout = (int64_t)v;
 			break;
+		case 'p':
+			paused = true;
+			break;
+		case 'd':
+			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 60000) {
+				fprintf(stderr,
+					"vireo vmctl: --max-downtime: milliseconds 1..60000\n");
+				return 2;
+			}
+			downtime = (int64_t)v;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -123,6 +147,25 @@ int vmctl_main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	if (!strcmp(cmd, "snapshot") || !strcmp(cmd, "migrate")) {
+		if (optind >= argc) {
+			fprintf(stderr, "vireo vmctl: %s needs %s\n", cmd,
+				!strcmp(cmd, "snapshot") ? "a directory" : "tcp:HOST:PORT");
+			return 2;
+		}
+		arg = argv[optind++];
+		/* The VM may run in another directory: send an absolute path. */
+		if (!strcmp(cmd, "snapshot") && arg[0] != '/') {
+			char cwd[2048];
+
+			if (!getcwd(cwd, sizeof(cwd))) {
+				fprintf(stderr, "vireo vmctl: getcwd: %s\n", strerror(errno));
+				return 1;
+			}
+			snprintf(abs, sizeof(abs), "%s/%s", cwd, arg);
+			arg = abs;
+		}
+	}
 	if (optind < argc) {
 		fprintf(stderr, "vireo vmctl: unexpected argument '%s'\n", argv[optind]);
 		return 2;
@@ -133,6 +176,13 @@ int vmctl_main(int argc, char **argv)
 		json_object_object_add(req, "force", json_object_new_boolean(1));
 	if (timeout >= 0)
 		json_object_object_add(req, "timeout_s", json_object_new_int64(timeout));
+	if (paused)
+		json_object_object_add(req, "paused", json_object_new_boolean(1));
+	if (downtime >= 0)
+		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(downtime));
+	if (arg)
+		json_object_object_add(req, !strcmp(cmd, "snapshot") ? "path" : "uri",
+				       json_object_new_string(arg));
 	snprintf(reply, sizeof(reply), "%s\n",
 		 json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
 	json_object_put(req);

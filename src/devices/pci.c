@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../common/tlv.h"
+
 /* Host bridge IDs: Red Hat's generic PCIe host bridge ID, which Linux binds no driver to. */
 #define HOST_BRIDGE_VENDOR 0x1b36
 #define HOST_BRIDGE_DEVICE 0x0008
@@ -129,3 +131,64 @@ void pci_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 	pci_config_access(bus, (unsigned int)(offset >> 12) & 0xff, (uint32_t)(offset & 0xfff),
 			  data, len, is_write);
 }
+
+void pci_device_save_config(struct pci_device *dev, struct tlv_writer *w, uint16_t tag)
+{
+	tlv_put(w, tag, dev->cfg, PCI_CFG_SIZE);
+}
+
+int pci_device_load_config(struct pci_device *dev, const struct tlv_section *s, uint16_t tag)
+{
+	struct tlv_field f;
+
+	if (!tlv_find(s, tag, &f))
+		return 0;
+	if (f.len != PCI_CFG_SIZE)
+		return -EINVAL;
+	/* Only what the guest could have written is taken: IDs and capabilities stay this
+	 * build's. */
+	for (unsigned int i = 0; i < PCI_CFG_SIZE; i++)
+		dev->cfg[i] =
+			(uint8_t)((dev->cfg[i] & ~dev->wmask[i]) | (f.data[i] & dev->wmask[i]));
+	return 0;
+}
+
+/* Section SECTION_PCI_BUS, version 1: the address latch and the host bridge. Devices on the bus
+ * save their own configuration space in their sections. */
+enum {
+	PCI_T_CONFIG_ADDRESS = 1,
+	PCI_T_HOST_BRIDGE_CFG,
+};
+
+static int pci_bus_save(void *dev, struct tlv_writer *w)
+{
+	struct pci_bus *bus = dev;
+
+	pthread_mutex_lock(&bus->lock);
+	tlv_put_u32(w, PCI_T_CONFIG_ADDRESS, bus->config_address);
+	pci_device_save_config(&bus->host_bridge, w, PCI_T_HOST_BRIDGE_CFG);
+	pthread_mutex_unlock(&bus->lock);
+	return w->err;
+}
+
+static int pci_bus_load(void *dev, const struct tlv_section *s)
+{
+	struct pci_bus *bus = dev;
+	int ret;
+
+	pthread_mutex_lock(&bus->lock);
+	ret = tlv_get_u32(s, PCI_T_CONFIG_ADDRESS, &bus->config_address);
+	if (!ret)
+		ret = pci_device_load_config(&bus->host_bridge, s, PCI_T_HOST_BRIDGE_CFG);
+	pthread_mutex_unlock(&bus->lock);
+	return ret;
+}
+
+const struct device_ops pci_bus_device_ops = {
+	.name = "pci-bus",
+	.section_id = SECTION_PCI_BUS,
+	.version = 1,
+	.min_version = 1,
+	.save = pci_bus_save,
+	.load = pci_bus_load,
+};

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device.h"
+
 #define PCI_ECAM_BASE 0xe0000000ULL
 #define PCI_ECAM_SIZE (1ULL << 20) /* bus 0 only */
 #define PCI_MMIO32_BASE 0xc0000000ULL
@@ -44,5 +46,13 @@ void pci_config_access(struct pci_bus *bus, unsigned int devfn, uint32_t offset,
 /* Bus callbacks: ports 0xCF8-0xCFF and the ECAM window. */
 void pci_io_port(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void pci_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+struct tlv_writer;
+struct tlv_section;
+/* A device's configuration space as one field of its section, and back (guest-writable bits
+ * only). */
+void pci_device_save_config(struct pci_device *dev, struct tlv_writer *w, uint16_t tag);
+int pci_device_load_config(struct pci_device *dev, const struct tlv_section *s, uint16_t tag);
+extern const struct device_ops pci_bus_device_ops;
 
 #endif

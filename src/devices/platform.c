@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "platform.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
 #include "../common/log.h"
+#include "../common/tlv.h"
 
 #define PM_TIMER_HZ 3579545ULL
 
@@ -211,3 +213,71 @@ void platform_rcr_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	if (reset)
 		p->ops->event(p->opaque, PLATFORM_RESET);
 }
+
+/* Section SECTION_PLATFORM, version 1. */
+enum {
+	PLAT_T_PM1_STS = 1,
+	PLAT_T_PM1_EN,
+	PLAT_T_PM1_CNT,
+	PLAT_T_PM_TMR_TICKS, /* the PM timer's count, which goes on from there after a load */
+	PLAT_T_KBC_CMD_BYTE,
+	PLAT_T_KBC_PENDING_CMD,
+	PLAT_T_KBC_OUT,
+	PLAT_T_KBC_OUT_FULL,
+	PLAT_T_RCR,
+};
+
+static int platform_save(void *dev, struct tlv_writer *w)
+{
+	struct platform *p = dev;
+
+	pthread_mutex_lock(&p->lock);
+	tlv_put_u16(w, PLAT_T_PM1_STS, p->pm1_sts);
+	tlv_put_u16(w, PLAT_T_PM1_EN, p->pm1_en);
+	tlv_put_u16(w, PLAT_T_PM1_CNT, p->pm1_cnt);
+	tlv_put_u64(w, PLAT_T_PM_TMR_TICKS,
+		    (now_ns() - p->tmr_start_ns) * PM_TIMER_HZ / 1000000000ULL);
+	tlv_put_u8(w, PLAT_T_KBC_CMD_BYTE, p->kbc_cmd_byte);
+	tlv_put_u8(w, PLAT_T_KBC_PENDING_CMD, p->kbc_pending_cmd);
+	tlv_put_u8(w, PLAT_T_KBC_OUT, p->kbc_out);
+	tlv_put_u8(w, PLAT_T_KBC_OUT_FULL, p->kbc_out_full);
+	tlv_put_u8(w, PLAT_T_RCR, p->rcr);
+	pthread_mutex_unlock(&p->lock);
+	return w->err;
+}
+
+static int platform_load(void *dev, const struct tlv_section *s)
+{
+	struct platform *p = dev;
+	uint64_t ticks = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	ret |= tlv_get_u16(s, PLAT_T_PM1_STS, &p->pm1_sts);
+	ret |= tlv_get_u16(s, PLAT_T_PM1_EN, &p->pm1_en);
+	ret |= tlv_get_u16(s, PLAT_T_PM1_CNT, &p->pm1_cnt);
+	ret |= tlv_get_u64(s, PLAT_T_PM_TMR_TICKS, &ticks);
+	ret |= tlv_get_u8(s, PLAT_T_KBC_CMD_BYTE, &p->kbc_cmd_byte);
+	ret |= tlv_get_u8(s, PLAT_T_KBC_PENDING_CMD, &p->kbc_pending_cmd);
+	ret |= tlv_get_u8(s, PLAT_T_KBC_OUT, &p->kbc_out);
+	ret |= tlv_get_bool(s, PLAT_T_KBC_OUT_FULL, &p->kbc_out_full);
+	ret |= tlv_get_u8(s, PLAT_T_RCR, &p->rcr);
+	/* ticks < 2^64 / 10^9 for 160 years of guest uptime; larger is corrupt */
+	if (ticks > (UINT64_MAX / 1000000000ULL))
+		ret = -EINVAL;
+	p->tmr_start_ns = now_ns() - ticks * 1000000000ULL / PM_TIMER_HZ;
+	p->sci_level = 0;
+	if (!ret)
+		update_sci(p);
+	pthread_mutex_unlock(&p->lock);
+	return ret ? -EINVAL : 0;
+}
+
+const struct device_ops platform_device_ops = {
+	.name = "platform",
+	.section_id = SECTION_PLATFORM,
+	.version = 1,
+	.min_version = 1,
+	.save = platform_save,
+	.load = platform_load,
+};

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device.h"
+
 /* What the guest asked the machine to do. */
 enum platform_event {
 	PLATFORM_RESET,
@@ -58,5 +60,7 @@ void platform_i8042_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 void platform_rcr_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* The ACPI power button: sets PWRBTN_STS and raises the SCI when the guest enabled it. */
 void platform_power_button(struct platform *p);
+
+extern const struct device_ops platform_device_ops;
 
 #endif

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "rtc.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "../common/tlv.h"
 
 #define REG_SEC 0x00
 #define REG_MIN 0x02
@@ -156,3 +159,48 @@ void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_
 out:
 	pthread_mutex_unlock(&rtc->lock);
 }
+
+/* Section SECTION_RTC, version 1. The clock itself is not saved: it follows host time plus the
+ * offset the guest set, as a battery-backed clock would across a restore. */
+enum {
+	RTC_T_INDEX = 1,
+	RTC_T_CMOS,
+	RTC_T_OFFSET,
+};
+
+static int rtc_save(void *dev, struct tlv_writer *w)
+{
+	struct rtc *rtc = dev;
+
+	pthread_mutex_lock(&rtc->lock);
+	tlv_put_u8(w, RTC_T_INDEX, rtc->index);
+	tlv_put(w, RTC_T_CMOS, rtc->cmos, sizeof(rtc->cmos));
+	tlv_put_u64(w, RTC_T_OFFSET, (uint64_t)rtc->offset);
+	pthread_mutex_unlock(&rtc->lock);
+	return w->err;
+}
+
+static int rtc_load(void *dev, const struct tlv_section *s)
+{
+	struct rtc *rtc = dev;
+	uint64_t off = (uint64_t)rtc->offset;
+	int ret = 0;
+
+	pthread_mutex_lock(&rtc->lock);
+	ret |= tlv_get_u8(s, RTC_T_INDEX, &rtc->index);
+	ret |= tlv_get_bytes(s, RTC_T_CMOS, rtc->cmos, sizeof(rtc->cmos));
+	ret |= tlv_get_u64(s, RTC_T_OFFSET, &off);
+	rtc->offset = (int64_t)off;
+	rtc->index &= 0x7f;
+	pthread_mutex_unlock(&rtc->lock);
+	return ret ? -EINVAL : 0;
+}
+
+const struct device_ops rtc_device_ops = {
+	.name = "cmos-rtc",
+	.section_id = SECTION_RTC,
+	.version = 1,
+	.min_version = 1,
+	.save = rtc_save,
+	.load = rtc_load,
+};

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "device.h"
 #include <time.h>
 
 struct rtc {
@@ -20,5 +22,7 @@ struct rtc {
 
 void rtc_init(struct rtc *rtc);
 void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+extern const struct device_ops rtc_device_ops;
 
 #endif

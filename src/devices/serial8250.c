@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "serial8250.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "../common/tlv.h"
 
 static const unsigned int trigger_levels[4] = { 1, 4, 8, 14 };
 
@@ -224,3 +227,89 @@ size_t serial8250_receive(struct serial8250 *s, const uint8_t *buf, size_t len)
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
+
+/* Section SECTION_SERIAL8250, version 1. */
+enum {
+	UART_T_IER = 1,
+	UART_T_LCR,
+	UART_T_MCR,
+	UART_T_LSR,
+	UART_T_MSR,
+	UART_T_SCR,
+	UART_T_DLL,
+	UART_T_DLM,
+	UART_T_FCR,
+	UART_T_THRI_PENDING,
+	UART_T_FIFO_ENABLED,
+	UART_T_RX, /* the bytes waiting in the receive FIFO, oldest first */
+	UART_T_IRQ_LEVEL,
+};
+
+static int serial8250_save(void *dev, struct tlv_writer *w)
+{
+	struct serial8250 *s = dev;
+	uint8_t rx[SERIAL8250_FIFO_SIZE];
+
+	pthread_mutex_lock(&s->lock);
+	tlv_put_u8(w, UART_T_IER, s->ier);
+	tlv_put_u8(w, UART_T_LCR, s->lcr);
+	tlv_put_u8(w, UART_T_MCR, s->mcr);
+	tlv_put_u8(w, UART_T_LSR, s->lsr);
+	tlv_put_u8(w, UART_T_MSR, s->msr);
+	tlv_put_u8(w, UART_T_SCR, s->scr);
+	tlv_put_u8(w, UART_T_DLL, s->dll);
+	tlv_put_u8(w, UART_T_DLM, s->dlm);
+	tlv_put_u8(w, UART_T_FCR, s->fcr);
+	tlv_put_u8(w, UART_T_THRI_PENDING, s->thri_pending);
+	tlv_put_u8(w, UART_T_FIFO_ENABLED, s->fifo_enabled);
+	for (unsigned int i = 0; i < s->rx_count; i++)
+		rx[i] = s->rx[(s->rx_head + i) % SERIAL8250_FIFO_SIZE];
+	tlv_put(w, UART_T_RX, rx, s->rx_count);
+	tlv_put_u8(w, UART_T_IRQ_LEVEL, (uint8_t)s->irq_level);
+	pthread_mutex_unlock(&s->lock);
+	return w->err;
+}
+
+static int serial8250_load(void *dev, const struct tlv_section *sec)
+{
+	struct serial8250 *s = dev;
+	struct tlv_field f;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	ret |= tlv_get_u8(sec, UART_T_IER, &s->ier);
+	ret |= tlv_get_u8(sec, UART_T_LCR, &s->lcr);
+	ret |= tlv_get_u8(sec, UART_T_MCR, &s->mcr);
+	ret |= tlv_get_u8(sec, UART_T_LSR, &s->lsr);
+	ret |= tlv_get_u8(sec, UART_T_MSR, &s->msr);
+	ret |= tlv_get_u8(sec, UART_T_SCR, &s->scr);
+	ret |= tlv_get_u8(sec, UART_T_DLL, &s->dll);
+	ret |= tlv_get_u8(sec, UART_T_DLM, &s->dlm);
+	ret |= tlv_get_u8(sec, UART_T_FCR, &s->fcr);
+	ret |= tlv_get_bool(sec, UART_T_THRI_PENDING, &s->thri_pending);
+	ret |= tlv_get_bool(sec, UART_T_FIFO_ENABLED, &s->fifo_enabled);
+	s->rx_head = s->rx_count = 0;
+	if (tlv_find(sec, UART_T_RX, &f)) {
+		if (f.len > SERIAL8250_FIFO_SIZE)
+			ret = -EINVAL;
+		else
+			for (uint32_t i = 0; i < f.len; i++)
+				s->rx[s->rx_count++] = f.data[i];
+	}
+	/* The interrupt line is raised again so the interrupt controller's idea of the line
+	 * (loaded after the devices) matches the UART. */
+	s->irq_level = 0;
+	if (!ret)
+		update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return ret ? -EINVAL : 0;
+}
+
+const struct device_ops serial8250_device_ops = {
+	.name = "serial8250",
+	.section_id = SECTION_SERIAL8250,
+	.version = 1,
+	.min_version = 1,
+	.save = serial8250_save,
+	.load = serial8250_load,
+};

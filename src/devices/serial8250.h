@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device.h"
+
 #define SERIAL8250_FIFO_SIZE 16
 
 struct serial8250_ops {
@@ -84,5 +86,7 @@ size_t serial8250_rx_room(struct serial8250 *s);
 #define UART_MSR_DSR 0x20
 #define UART_MSR_RI 0x40
 #define UART_MSR_DCD 0x80
+
+extern const struct device_ops serial8250_device_ops;
 
 #endif

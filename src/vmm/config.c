@@ -11,6 +11,8 @@
 static const char usage[] =
 	"Usage: vireo run [OPTIONS] --kernel FILE\n"
 	"       vireo run [OPTIONS] --payload FILE\n"
+	"       vireo run [OPTIONS] --restore DIR\n"
+	"       vireo run [OPTIONS] --incoming tcp:HOST:PORT\n"
 	"\n"
 	"Boot one virtual machine on /dev/kvm and attach its serial console to the terminal.\n"
 	"\n"
@@ -26,6 +28,17 @@ static const char usage[] =
 	"      --payload FILE       freestanding test payload: a flat binary loaded at 0x8000 and\n"
 	"                           started in real mode at 0000:8000; port 0xf4 ends the VM with\n"
 	"                           exit status = the byte written\n"
+	"      --restore DIR        resume the VM saved in snapshot directory DIR (made by the\n"
+	"                           control socket's snapshot command). The machine (RAM, vCPUs,\n"
+	"                           CPU features, devices) comes from the snapshot; RAM is mapped\n"
+	"                           copy-on-write from DIR/memory.raw, so DIR must stay in place\n"
+	"                           while the VM runs and one snapshot can be restored many times\n"
+	"      --force              with --restore: resume even if this host's CPUID differs from\n"
+	"                           the one the snapshot was taken with (the guest may then "
+	"crash)\n"
+	"      --incoming tcp:HOST:PORT\n"
+	"                           wait on HOST:PORT for a VM sent by another vireo's migrate\n"
+	"                           command, then run it (see docs/migration.md)\n"
 	"\n"
 	"Machine:\n"
 	"  -m, --memory SIZE        guest RAM, e.g. 256M, 2G (default 256M; bare number = MiB)\n"
@@ -45,7 +58,8 @@ static const char usage[] =
 	"      --on-reboot exit|restart\n"
 	"                           what a guest reboot does (default exit, status 0)\n"
 	"      --api-sock PATH      control socket: JSON requests status, pause, resume, stop,\n"
-	"                           reset, power-button (see `vireo vmctl --help`)\n"
+	"                           reset, power-button, snapshot, migrate (see `vireo vmctl\n"
+	"                           --help`)\n"
 	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
 	"      --profile FILE       sample each vCPU's instruction pointer 100 times a second and\n"
 	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
@@ -76,6 +90,9 @@ enum {
 	OPT_PROFILE,
 	OPT_BOOT,
 	OPT_API_SOCK,
+	OPT_RESTORE,
+	OPT_FORCE,
+	OPT_INCOMING,
 };
 
 static const struct option long_opts[] = {
@@ -94,6 +111,9 @@ static const struct option long_opts[] = {
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -135,6 +155,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 {
 	uint64_t v;
 	int c, n;
+	const char *machine_opt = NULL; /* an option that shapes the machine or the boot */
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem_size = 256 * MIB;
@@ -148,18 +169,23 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	while ((c = getopt_long(argc, argv, ":k:i:c:m:vqh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
+			machine_opt = "--kernel";
 			cfg->kernel = optarg;
 			break;
 		case 'i':
+			machine_opt = "--initrd";
 			cfg->initrd = optarg;
 			break;
 		case 'c':
+			machine_opt = "--cmdline";
 			cfg->cmdline = optarg;
 			break;
 		case OPT_PAYLOAD:
+			machine_opt = "--payload";
 			cfg->payload = optarg;
 			break;
 		case 'm':
+			machine_opt = "--memory";
 			if (parse_size(optarg, MIB, &v) < 0)
 				return bad(err, errlen,
 					   "--memory: '%s' is not a size (examples: 256M, 2G)",
@@ -176,6 +202,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			cfg->mem_size = v;
 			break;
 		case OPT_CPUS:
+			machine_opt = "--cpus";
 			if (parse_u64(optarg, &v) < 0)
 				return bad(err, errlen, "--cpus: '%s' is not a number", optarg);
 			if (v == 0)
@@ -187,9 +214,11 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			cfg->ncpus = (unsigned int)v;
 			break;
 		case OPT_HUGEPAGES:
+			machine_opt = "--hugepages";
 			cfg->hugepages = true;
 			break;
 		case OPT_CPU_FEATURES: {
+			machine_opt = "--cpu-features";
 			char msg[256];
 			n = cpuid_parse_features(optarg, cfg->cpu_changes + cfg->ncpu_changes,
 						 CPUID_MAX_CHANGES - cfg->ncpu_changes, msg,
@@ -200,6 +229,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			break;
 		}
 		case OPT_PVM:
+			machine_opt = "--pvm";
 			if (choose(optarg, "--pvm", pvm_names, &n, err, errlen))
 				return -EINVAL;
 			cfg->pvm = (enum pvm_mode)n;
@@ -240,6 +270,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			cfg->timeout_s = (unsigned int)v;
 			break;
 		case OPT_BOOT:
+			machine_opt = "--boot";
 			if (choose(optarg, "--boot", boot_names, &n, err, errlen))
 				return -EINVAL;
 			cfg->boot = (enum boot_protocol)n;
@@ -249,6 +280,20 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			break;
 		case OPT_PROFILE:
 			cfg->profile = optarg;
+			break;
+		case OPT_RESTORE:
+			cfg->restore = optarg;
+			break;
+		case OPT_FORCE:
+			cfg->force = true;
+			break;
+		case OPT_INCOMING:
+			if (strncmp(optarg, "tcp:", 4) || !strchr(optarg + 4, ':'))
+				return bad(err, errlen,
+					   "--incoming: '%s': expected tcp:HOST:PORT (e.g. "
+					   "tcp:0.0.0.0:4444)",
+					   optarg);
+			cfg->incoming = optarg;
 			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
@@ -274,6 +319,19 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	if (optind < argc)
 		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
 			   argv[optind]);
+	if (cfg->restore && cfg->incoming)
+		return bad(err, errlen, "%s", "--restore and --incoming cannot be used together");
+	if (cfg->force && !cfg->restore && !cfg->incoming)
+		return bad(err, errlen, "%s", "--force only applies to --restore and --incoming");
+	if (cfg->restore || cfg->incoming) {
+		if (machine_opt)
+			return bad(err, errlen,
+				   "%s cannot be used with --restore or --incoming: the machine "
+				   "comes from the saved VM",
+				   machine_opt);
+		cfg->no_boot = true;
+		return 0;
+	}
 	if (!cfg->kernel && !cfg->payload)
 		return bad(err, errlen, "%s",
 			   "no guest given: use --kernel FILE (or --payload FILE)");

@@ -51,6 +51,14 @@ struct vm_config {
 	const char *profile; /* guest RIP histogram output file */
 	const char *api_sock; /* control socket path */
 	int verbosity; /* -1 quiet, 0 normal, 1+ verbose */
+	const char *restore; /* snapshot directory to resume from */
+	bool force; /* --force: restore despite a different CPUID fingerprint */
+	const char *incoming; /* tcp:HOST:PORT to receive a migrating VM on */
+	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
+	 * guest's state will be loaded, so nothing is booted. */
+	bool ram_from_fd;
+	int ram_fd;
+	bool no_boot;
 };
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

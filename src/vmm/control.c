@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "vm.h"
+#include "vmstate.h"
 
 int control_open(struct control *c, const char *path)
 {
@@ -88,10 +90,56 @@ static void add_status(struct vm *vm, json_object *r)
 	json_object_object_add(r, "pvm_profile", json_object_new_boolean(st.pvm_profile));
 }
 
+static void reply_ok(struct vm *vm, json_object *r, char *out, size_t outlen)
+{
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	add_status(vm, r);
+	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+}
+
+/* {"cmd":"snapshot","path":DIR[,"paused":true]}: the VM is paused while DIR is written, then
+ * resumes unless it was paused before or "paused" asks to leave it so. */
+static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t outlen)
+{
+	struct snapshot_result res;
+	json_object *arg, *r;
+	bool leave_paused = false;
+	char err[512];
+
+	if (!json_object_object_get_ex(req, "path", &arg) ||
+	    !json_object_is_type(arg, json_type_string) || !*json_object_get_string(arg)) {
+		reply_error(out, outlen, "snapshot needs \"path\": the directory to write");
+		return;
+	}
+	if (json_object_object_get_ex(req, "paused", &arg)) {
+		if (!json_object_is_type(arg, json_type_boolean)) {
+			reply_error(out, outlen, "\"paused\" must be true or false");
+			return;
+		}
+		leave_paused = json_object_get_boolean(arg);
+	}
+	json_object_object_get_ex(req, "path", &arg);
+	if (vm_snapshot(vm, json_object_get_string(arg), leave_paused, &res, err, sizeof(err))) {
+		reply_error(out, outlen, err);
+		return;
+	}
+	pr_info("snapshot %s: %" PRIu64 " KiB state, %" PRIu64 " of %" PRIu64
+		" MiB RAM written, guest paused %.1f ms",
+		json_object_get_string(arg), res.state_bytes >> 10, res.memory_bytes >> 20,
+		res.ram_bytes >> 20, res.pause_ms);
+	r = json_object_new_object();
+	json_object_object_add(r, "path", json_object_new_string(json_object_get_string(arg)));
+	json_object_object_add(r, "state_bytes", json_object_new_int64((int64_t)res.state_bytes));
+	json_object_object_add(r, "memory_bytes", json_object_new_int64((int64_t)res.memory_bytes));
+	json_object_object_add(r, "pause_ms", json_object_new_double(res.pause_ms));
+	reply_ok(vm, r, out, outlen);
+}
+
 void control_handle(struct vm *vm, const char *request, char *out, size_t outlen)
 {
 	json_tokener *tok = json_tokener_new();
-	json_object *req, *cmdv, *arg, *r;
+	json_object *req, *cmdv, *arg;
 	const char *cmd;
 	char msg[160];
 	int ret = 0;
@@ -140,10 +188,13 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 			}
 		}
 		ret = vm_stop(vm, force ? 0 : (unsigned int)timeout_s);
+	} else if (!strcmp(cmd, "snapshot")) {
+		handle_snapshot(vm, req, out, outlen);
+		goto out_req;
 	} else {
 		snprintf(msg, sizeof(msg),
 			 "unknown command '%.60s' (status, pause, resume, stop, reset, "
-			 "power-button)",
+			 "power-button, snapshot)",
 			 cmd);
 		reply_error(out, outlen, msg);
 		goto out_req;
@@ -153,11 +204,7 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 		reply_error(out, outlen, msg);
 		goto out_req;
 	}
-	r = json_object_new_object();
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	add_status(vm, r);
-	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
-	json_object_put(r);
+	reply_ok(vm, json_object_new_object(), out, outlen);
 out_req:
 	json_object_put(req);
 out_tok:

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* `vireo run`: one VM in this process. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "vm.h"
 #include "vmm.h"
+#include "vmstate.h"
 
 static struct vm the_vm;
 
@@ -19,9 +21,44 @@ static void restore_terminal(void)
 	console_restore(&the_vm.console);
 }
 
+/* Checks that this host gives the guest the CPUID it had, then loads the saved state into the
+ * machine vm_create built from the snapshot's configuration. */
+static int restore_load(struct vm *vm, struct restore_source *rs, const struct vm_config *cfg)
+{
+	struct timespec t0, t1;
+	int ret;
+
+	if (vm->cpuid_fingerprint != rs->hdr.cpuid_fingerprint) {
+		if (!cfg->force) {
+			pr_err("--restore %s: this host's CPUID (fingerprint %016" PRIx64
+			       ") differs from the snapshot's (%016" PRIx64
+			       "); the guest may use features this CPU lacks. Use --force to "
+			       "restore anyway",
+			       rs->dir, vm->cpuid_fingerprint, rs->hdr.cpuid_fingerprint);
+			return -EINVAL;
+		}
+		pr_warn("--restore %s: CPUID differs from the snapshot's; restoring anyway "
+			"(--force)",
+			rs->dir);
+	}
+	if (rs->sc.tsc_khz)
+		vm_set_tsc_khz(vm, rs->sc.tsc_khz);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = vmstate_load(vm, rs->body, rs->hdr.body_len);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret) {
+		pr_err("--restore %s: the saved state could not be loaded", rs->dir);
+		return ret;
+	}
+	pr_debug("restore: state loaded in %.3f ms",
+		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	return 0;
+}
+
 int vmm_run_main(int argc, char **argv)
 {
 	static struct vm_config cfg;
+	struct restore_source restore = { .mem_fd = -1 };
 	char err[512];
 	int ret, status;
 	struct timespec ts;
@@ -46,10 +83,21 @@ int vmm_run_main(int argc, char **argv)
 		log_max_level = LOG_DEBUG;
 	log_set_exit_hook(restore_terminal);
 
-	if (vm_create(&the_vm, &cfg)) {
+	if (cfg.restore) {
+		if (restore_open(&restore, cfg.restore, &cfg)) {
+			restore_close(&restore);
+			return EXIT_ERROR;
+		}
+		cfg.ram_from_fd = true;
+		cfg.ram_fd = restore.mem_fd;
+	}
+	if (vm_create(&the_vm, &cfg) || (cfg.restore && restore_load(&the_vm, &restore, &cfg))) {
 		vm_destroy(&the_vm);
+		restore_close(&restore);
 		return EXIT_ERROR;
 	}
+	/* The mapping keeps the memory file; the state file is no longer needed. */
+	restore_close(&restore);
 	if (console_open(&the_vm.console, cfg.console, cfg.console_path)) {
 		vm_destroy(&the_vm);
 		return EXIT_ERROR;

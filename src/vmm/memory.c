@@ -55,6 +55,17 @@ int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages)
 	return 0;
 }
 
+int memory_map_fd(struct guest_mem *mem, int fd, uint64_t ram_size)
+{
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	memory_attach(mem, p, ram_size);
+	mem->map_size = ram_size;
+	return 0;
+}
+
 void memory_free(struct guest_mem *mem)
 {
 	if (mem->base && mem->map_size)

@@ -30,6 +30,9 @@ struct guest_mem {
 void memory_layout(struct guest_mem *mem, uint64_t ram_size);
 /* Maps RAM (MAP_NORESERVE; MAP_HUGETLB with hugepages). Returns 0 or -errno. */
 int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages);
+/* Maps RAM copy-on-write from a file holding it byte for byte (a snapshot's memory file):
+ * pages are read when the guest first touches them, and writes stay private to this VM. */
+int memory_map_fd(struct guest_mem *mem, int fd, uint64_t ram_size);
 /* Uses caller-owned host memory instead (tests). */
 void memory_attach(struct guest_mem *mem, uint8_t *host, uint64_t ram_size);
 void memory_free(struct guest_mem *mem);

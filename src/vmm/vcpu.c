@@ -32,25 +32,43 @@
 #define APIC_MODE_EXTINT 0x7
 #define APIC_LVT_MASKED (1u << 16)
 
-static int set_cpuid(struct vcpu *vcpu)
+/* The CPUID one vCPU sees, malloc'd. */
+static struct kvm_cpuid2 *guest_cpuid(struct vm *vm, unsigned int index)
 {
-	struct vm *vm = vcpu->vm;
 	size_t sz = sizeof(struct kvm_cpuid2) +
 		    vm->supported_cpuid->nent * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *c = malloc(sz);
 	struct cpuid_params p = {
 		.ncpus = vm->nvcpus,
-		.vcpu_index = vcpu->index,
+		.vcpu_index = index,
 		.changes = vm->cfg->cpu_changes,
 		.nchanges = vm->cfg->ncpu_changes,
 		.pvm_profile = vm->pvm_profile,
 	};
+
+	if (!c)
+		return NULL;
+	memcpy(c, vm->supported_cpuid, sz);
+	cpuid_filter(c, &p);
+	return c;
+}
+
+uint64_t vcpu_cpuid_fingerprint(struct vm *vm)
+{
+	struct kvm_cpuid2 *c = guest_cpuid(vm, 0);
+	uint64_t fp = c ? cpuid_fingerprint(c) : 0;
+
+	free(c);
+	return fp;
+}
+
+static int set_cpuid(struct vcpu *vcpu)
+{
+	struct kvm_cpuid2 *c = guest_cpuid(vcpu->vm, vcpu->index);
 	int ret = 0;
 
 	if (!c)
 		return -ENOMEM;
-	memcpy(c, vm->supported_cpuid, sz);
-	cpuid_filter(c, &p);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0) {
 		ret = -errno;
 		pr_err("vcpu%u: KVM_SET_CPUID2: %s", vcpu->index, strerror(errno));
@@ -452,6 +470,14 @@ void *vcpu_thread(void *arg)
 	 * re-entered and reported again). */
 	while (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE) {
 		if (__atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE)) {
+			/* An I/O or MMIO read the VMM just answered is finished by KVM only on
+			 * the next entry; with immediate_exit it finishes and returns at once,
+			 * so the registers a snapshot reads are complete. */
+			__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+			if (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
+				pr_debug("vcpu%u: exit %u while completing I/O before a pause",
+					 vcpu->index, run->exit_reason);
+			__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 			vcpu_park(vcpu);
 			continue;
 		}

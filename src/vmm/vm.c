@@ -234,6 +234,14 @@ static void pci_port_filter(void *opaque, uint64_t offset, uint8_t *data, uint32
 		pci_io_port(&vm->pci, offset, data, len, is_write);
 }
 
+static int add_device(struct vm *vm, const struct device_ops *ops, void *dev)
+{
+	if (vm->ndevices >= VM_MAX_DEVICES)
+		return -ENOSPC;
+	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, 0 };
+	return 0;
+}
+
 static int setup_devices(struct vm *vm)
 {
 	int ret = 0;
@@ -257,6 +265,12 @@ static int setup_devices(struct vm *vm)
 	ret |= bus_register(&vm->pio, 0x80, 1, ignore_io, NULL, "post-code");
 	ret |= bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_mmio, &vm->pci,
 			    "pci-ecam");
+	/* Saved and loaded in this order. Interrupt lines are raised again by each load, before the
+	 * interrupt controllers' own state is loaded. */
+	ret |= add_device(vm, &serial8250_device_ops, &vm->com1);
+	ret |= add_device(vm, &rtc_device_ops, &vm->rtc);
+	ret |= add_device(vm, &platform_device_ops, &vm->platform);
+	ret |= add_device(vm, &pci_bus_device_ops, &vm->pci);
 	if (vm->cfg->payload)
 		ret |= bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
 				    "payload-exit");
@@ -479,8 +493,18 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	ret = get_supported_cpuid(vm);
 	if (ret)
 		return ret;
+	vm->cpuid_fingerprint = vcpu_cpuid_fingerprint(vm);
 
-	ret = memory_alloc(&vm->mem, cfg->mem_size, cfg->hugepages);
+	if (cfg->ram_from_fd) {
+		ret = memory_map_fd(&vm->mem, cfg->ram_fd, cfg->mem_size);
+		if (ret) {
+			pr_err("cannot map guest RAM from the snapshot: %s", strerror(-ret));
+			return ret;
+		}
+		vm->ram_from_file = true;
+	} else {
+		ret = memory_alloc(&vm->mem, cfg->mem_size, cfg->hugepages);
+	}
 	if (ret) {
 		pr_err("cannot allocate %" PRIu64 " MiB of guest RAM%s: %s", cfg->mem_size >> 20,
 		       cfg->hugepages ? " from huge pages (is /proc/sys/vm/nr_hugepages set?)" : "",
@@ -513,9 +537,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		if (ret)
 			return ret;
 	}
-	ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry, &pvh);
-	if (ret)
-		return ret;
+	if (!cfg->no_boot) {
+		ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry, &pvh);
+		if (ret)
+			return ret;
+	}
 
 	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -525,6 +551,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		if (ret)
 			return ret;
 	}
+	/* A restored or incoming guest gets its registers from the saved state. */
+	if (cfg->no_boot)
+		return 0;
 	/* vCPU 0 is the bootstrap processor; the others wait in the in-kernel LAPIC for the
 	 * INIT/SIPI sequence the guest sends, as on real hardware. */
 	if (cfg->payload)
@@ -538,6 +567,25 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return ret;
 	}
 	return 0;
+}
+
+void vm_set_tsc_khz(struct vm *vm, uint32_t khz)
+{
+	int cur = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+	if (cur == (int)khz || cur <= 0)
+		return;
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL) <= 0) {
+		pr_warn("the saved guest ran with a %u kHz TSC, this host's is %d kHz and KVM "
+			"cannot scale it: guest time may drift",
+			khz, cur);
+		return;
+	}
+	for (unsigned int i = 0; i < vm->nvcpus; i++)
+		if (ioctl(vm->vcpus[i].fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0) {
+			pr_warn("vcpu%u: KVM_SET_TSC_KHZ %u: %s", i, khz, strerror(errno));
+			return;
+		}
 }
 
 void vm_request_stop(struct vm *vm, enum stop_reason reason, int status)

@@ -68,6 +68,15 @@ struct vcpu {
 	size_t nsamples, samples_cap;
 };
 
+/* One entry of the device registry: what snapshots save and load, in this order. */
+struct vm_device {
+	const struct device_ops *ops;
+	void *dev;
+	uint32_t instance;
+};
+
+#define VM_MAX_DEVICES 32
+
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -76,6 +85,7 @@ struct vm {
 	bool pvm_profile; /* workarounds applied */
 	struct guest_mem mem;
 	struct kvm_cpuid2 *supported_cpuid;
+	uint64_t cpuid_fingerprint; /* of the CPUID vCPU 0 sees */
 	unsigned int max_vcpus;
 	struct vcpu *vcpus;
 	unsigned int nvcpus;
@@ -87,6 +97,10 @@ struct vm {
 	struct platform platform;
 	struct pci_bus pci;
 	struct console console;
+	struct vm_device devices[VM_MAX_DEVICES];
+	unsigned int ndevices;
+	/* RAM came from a snapshot's memory file (MAP_PRIVATE), not from zero. */
+	bool ram_from_file;
 
 	/* Stop handshake: the first stop request wins; the main loop is woken by stop_fd. */
 	int stop_fd;
@@ -128,6 +142,10 @@ void vm_get_status(struct vm *vm, struct vm_status *st);
 /* vCPU side of pause: parks the calling vCPU thread until resumed or stopped. */
 void vcpu_park(struct vcpu *vcpu);
 
+/* Gives every vCPU this TSC frequency when KVM can scale the TSC (restore and migration to a
+ * host with another frequency); warns when it cannot. */
+void vm_set_tsc_khz(struct vm *vm, uint32_t khz);
+
 /* Logs (at debug level) the wall and CPU time from process start to the first KVM_RUN. */
 void vm_note_first_run(struct vm *vm);
 /* CLOCK_MONOTONIC at process start, set by main. */
@@ -135,6 +153,8 @@ extern uint64_t vmm_start_ns;
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
+/* Fingerprint of the CPUID that vCPU 0 of this machine gets (cpuid_fingerprint()). */
+uint64_t vcpu_cpuid_fingerprint(struct vm *vm);
 int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params);
 /* PVH entry: flat 32-bit protected mode, paging off, EBX = start info. */
 int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_info);
