@@ -15,8 +15,8 @@
 #define MEMORY_FILE_NAME "memory.raw"
 
 #define STATE_MAGIC "VIREOSTA"
-#define STATE_FORMAT_VERSION 1
-#define STATE_HEADER_SIZE 64
+#define STATE_FORMAT_VERSION 1u
+#define STATE_HEADER_SIZE 64u
 #define STATE_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
 #define STATE_MAX_SIZE (64u << 20)
 
