@@ -59,6 +59,7 @@ struct vm_config {
 	bool ram_from_fd;
 	int ram_fd;
 	bool no_boot;
+	uint32_t saved_tsc_khz; /* the saved guest's TSC frequency (restore, incoming) */
 };
 
 #define VM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

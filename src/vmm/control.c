@@ -98,6 +98,33 @@ static void reply_ok(struct vm *vm, json_object *r, char *out, size_t outlen)
 	json_object_put(r);
 }
 
+static void handle_migrate_status(struct vm *vm, char *out, size_t outlen)
+{
+	struct mig_status st;
+	json_object *r = json_object_new_object();
+
+	migration_get_status(vm, &st);
+	json_object_object_add(r, "phase", json_object_new_string(mig_phase_name(st.phase)));
+	json_object_object_add(r, "rounds", json_object_new_int((int)st.rounds));
+	json_object_object_add(r, "ram_bytes", json_object_new_int64((int64_t)st.ram_bytes));
+	json_object_object_add(r, "transferred_bytes",
+			       json_object_new_int64((int64_t)st.transferred_bytes));
+	json_object_object_add(r, "remaining_bytes",
+			       json_object_new_int64((int64_t)st.remaining_bytes));
+	json_object_object_add(r, "dirty_pages_per_s",
+			       json_object_new_int64((int64_t)st.dirty_pages_per_s));
+	json_object_object_add(r, "bandwidth_mib_s", json_object_new_double(st.bandwidth_mib_s));
+	json_object_object_add(r, "expected_downtime_ms",
+			       json_object_new_double(st.expected_downtime_ms));
+	json_object_object_add(r, "downtime_ms", json_object_new_double(st.downtime_ms));
+	json_object_object_add(r, "total_ms", json_object_new_double(st.total_ms));
+	if (st.error[0])
+		json_object_object_add(r, "error", json_object_new_string(st.error));
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	json_object_put(r);
+}
+
 /* {"cmd":"snapshot","path":DIR[,"paused":true]}: the VM is paused while DIR is written, then
  * resumes unless it was paused before or "paused" asks to leave it so. */
 static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t outlen)
@@ -136,12 +163,40 @@ static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t o
 	reply_ok(vm, r, out, outlen);
 }
 
+/* {"cmd":"migrate","uri":"tcp:HOST:PORT"[,"max_downtime_ms":N]}: starts and returns. */
+static void handle_migrate(struct vm *vm, json_object *req, char *out, size_t outlen)
+{
+	json_object *arg;
+	int64_t downtime = MIG_DEFAULT_MAX_DOWNTIME_MS;
+	char err[300];
+
+	if (!json_object_object_get_ex(req, "uri", &arg) ||
+	    !json_object_is_type(arg, json_type_string)) {
+		reply_error(out, outlen, "migrate needs \"uri\": \"tcp:HOST:PORT\"");
+		return;
+	}
+	if (json_object_object_get_ex(req, "max_downtime_ms", &arg)) {
+		if (!json_object_is_type(arg, json_type_int) ||
+		    (downtime = json_object_get_int64(arg)) < 1 || downtime > 60000) {
+			reply_error(out, outlen, "\"max_downtime_ms\" must be an integer 1..60000");
+			return;
+		}
+	}
+	json_object_object_get_ex(req, "uri", &arg);
+	if (migration_start(vm, json_object_get_string(arg), (unsigned int)downtime, err,
+			    sizeof(err))) {
+		reply_error(out, outlen, err);
+		return;
+	}
+	handle_migrate_status(vm, out, outlen);
+}
+
 void control_handle(struct vm *vm, const char *request, char *out, size_t outlen)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *req, *cmdv, *arg;
 	const char *cmd;
-	char msg[160];
+	char msg[256];
 	int ret = 0;
 
 	req = json_tokener_parse_ex(tok, request, (int)strlen(request));
@@ -160,6 +215,9 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 	cmd = json_object_get_string(cmdv);
 	if (!strcmp(cmd, "status")) {
 		ret = 0;
+	} else if ((!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) && migration_busy(vm)) {
+		reply_error(out, outlen, "busy: a migration is running (migrate-cancel first)");
+		goto out_req;
 	} else if (!strcmp(cmd, "pause")) {
 		ret = vm_pause(vm);
 	} else if (!strcmp(cmd, "resume")) {
@@ -189,12 +247,28 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 		}
 		ret = vm_stop(vm, force ? 0 : (unsigned int)timeout_s);
 	} else if (!strcmp(cmd, "snapshot")) {
+		if (migration_busy(vm)) {
+			reply_error(out, outlen, "busy: a migration is running");
+			goto out_req;
+		}
 		handle_snapshot(vm, req, out, outlen);
 		goto out_req;
+	} else if (!strcmp(cmd, "migrate")) {
+		handle_migrate(vm, req, out, outlen);
+		goto out_req;
+	} else if (!strcmp(cmd, "migrate-status")) {
+		handle_migrate_status(vm, out, outlen);
+		goto out_req;
+	} else if (!strcmp(cmd, "migrate-cancel")) {
+		ret = migration_cancel(vm);
+		if (ret == -ENOENT) {
+			reply_error(out, outlen, "no migration is running");
+			goto out_req;
+		}
 	} else {
 		snprintf(msg, sizeof(msg),
 			 "unknown command '%.60s' (status, pause, resume, stop, reset, "
-			 "power-button, snapshot)",
+			 "power-button, snapshot, migrate, migrate-status, migrate-cancel)",
 			 cmd);
 		reply_error(out, outlen, msg);
 		goto out_req;

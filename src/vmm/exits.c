@@ -55,9 +55,10 @@ static size_t guest_copy_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, 
 		p = memory_gpa_ptr(&vcpu->vm->mem, gpa, chunk);
 		if (!p)
 			break;
-		if (to_guest)
+		if (to_guest) {
 			memcpy(p, buf + done, chunk);
-		else
+			memory_mark_dirty(&vcpu->vm->mem, gpa, chunk);
+		} else
 			memcpy(buf + done, p, chunk);
 		done += chunk;
 	}

@@ -41,8 +41,8 @@ static int restore_load(struct vm *vm, struct restore_source *rs, const struct v
 			"(--force)",
 			rs->dir);
 	}
-	if (rs->sc.tsc_khz)
-		vm_set_tsc_khz(vm, rs->sc.tsc_khz);
+	if (cfg->saved_tsc_khz)
+		vm_set_tsc_khz(vm, cfg->saved_tsc_khz);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = vmstate_load(vm, rs->body, rs->hdr.body_len);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -59,6 +59,8 @@ int vmm_run_main(int argc, char **argv)
 {
 	static struct vm_config cfg;
 	struct restore_source restore = { .mem_fd = -1 };
+	uint64_t mig_fp = 0;
+	int mig_fd = -1;
 	char err[512];
 	int ret, status;
 	struct timespec ts;
@@ -91,9 +93,22 @@ int vmm_run_main(int argc, char **argv)
 		cfg.ram_from_fd = true;
 		cfg.ram_fd = restore.mem_fd;
 	}
+	if (cfg.incoming) {
+		mig_fd = migration_incoming_accept(&cfg, &mig_fp);
+		if (mig_fd < 0)
+			return EXIT_ERROR;
+	}
 	if (vm_create(&the_vm, &cfg) || (cfg.restore && restore_load(&the_vm, &restore, &cfg))) {
+		if (mig_fd >= 0)
+			close(mig_fd);
 		vm_destroy(&the_vm);
 		restore_close(&restore);
+		return EXIT_ERROR;
+	}
+	if (mig_fd >= 0 && cfg.saved_tsc_khz)
+		vm_set_tsc_khz(&the_vm, cfg.saved_tsc_khz);
+	if (mig_fd >= 0 && migration_incoming_receive(&the_vm, mig_fd, mig_fp)) {
+		vm_destroy(&the_vm);
 		return EXIT_ERROR;
 	}
 	/* The mapping keeps the memory file; the state file is no longer needed. */
@@ -110,6 +125,9 @@ int vmm_run_main(int argc, char **argv)
 	switch (the_vm.stop_reason) {
 	case STOP_POWEROFF:
 		pr_info("guest powered off");
+		break;
+	case STOP_MIGRATED:
+		pr_info("the guest runs on the migration destination now");
 		break;
 	case STOP_REBOOT:
 		if (cfg.on_reboot == REBOOT_RESTART) {

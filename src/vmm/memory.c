@@ -2,6 +2,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -87,4 +88,61 @@ void *memory_gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 uint64_t memory_low_end(const struct guest_mem *mem)
 {
 	return mem->regions[0].size;
+}
+
+uint64_t memory_ram_offset(const struct guest_mem *mem, uint64_t gpa)
+{
+	uint64_t off = 0;
+
+	for (int i = 0; i < mem->nregions; i++) {
+		const struct mem_region *r = &mem->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return off + (gpa - r->gpa);
+		off += r->size;
+	}
+	return UINT64_MAX;
+}
+
+int memory_dirty_start(struct guest_mem *mem)
+{
+	uint64_t words = (mem->ram_size / 4096 + 63) / 64;
+	uint64_t *b = calloc(words, sizeof(uint64_t));
+
+	if (!b)
+		return -ENOMEM;
+	__atomic_store_n(&mem->dirty, b, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void memory_dirty_stop(struct guest_mem *mem)
+{
+	uint64_t *b = __atomic_exchange_n(&mem->dirty, NULL, __ATOMIC_ACQ_REL);
+
+	/* Writers load the pointer once per mark and only while the migration thread, which
+	 * calls this, has the guest paused or has finished; see migrate.c. */
+	free(b);
+}
+
+void memory_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint64_t *b = __atomic_load_n(&mem->dirty, __ATOMIC_ACQUIRE);
+	uint64_t off, end;
+
+	if (!b || !len)
+		return;
+	off = memory_ram_offset(mem, gpa);
+	if (off == UINT64_MAX)
+		return;
+	end = MIN(off + len, mem->ram_size);
+	for (uint64_t p = off / 4096; p < (end + 4095) / 4096; p++)
+		__atomic_fetch_or(&b[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+}
+
+void memory_dirty_take(struct guest_mem *mem, uint64_t first, uint64_t n, uint64_t *out)
+{
+	uint64_t *b = __atomic_load_n(&mem->dirty, __ATOMIC_ACQUIRE);
+
+	for (uint64_t i = 0; i < n / 64; i++)
+		out[i] = b ? __atomic_exchange_n(&b[first / 64 + i], 0, __ATOMIC_ACQ_REL) : 0;
 }

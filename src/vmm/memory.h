@@ -24,6 +24,9 @@ struct guest_mem {
 	uint8_t *base; /* host mapping of all RAM, owned here */
 	size_t map_size;
 	bool hugepages;
+	/* While a migration runs: one bit per 4 KiB page of RAM (linear offset, low RAM first)
+	 * that the VMM itself wrote, which KVM's dirty log cannot see. */
+	uint64_t *dirty;
 };
 
 /* Splits ram_size into regions (no mapping). Pure, for tests and for memory_alloc. */
@@ -38,6 +41,16 @@ void memory_attach(struct guest_mem *mem, uint8_t *host, uint64_t ram_size);
 void memory_free(struct guest_mem *mem);
 /* Host pointer for [gpa, gpa+len) if the whole range is RAM in one region, else NULL. */
 void *memory_gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Linear RAM offset of gpa (the index into base and into a snapshot's memory file), or
+ * UINT64_MAX when gpa is not RAM. */
+uint64_t memory_ram_offset(const struct guest_mem *mem, uint64_t gpa);
+/* Dirty tracking of VMM writes to guest RAM (migration). start allocates the bitmap; mark is
+ * called by every VMM write to guest memory and costs one load when tracking is off; take
+ * moves the marks for pages [first, first + n) into out (n a multiple of 64, first too). */
+int memory_dirty_start(struct guest_mem *mem);
+void memory_dirty_stop(struct guest_mem *mem);
+void memory_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
+void memory_dirty_take(struct guest_mem *mem, uint64_t first, uint64_t n, uint64_t *out);
 /* End of RAM below the hole (the low region's end). */
 uint64_t memory_low_end(const struct guest_mem *mem);
 

@@ -424,6 +424,25 @@ static int load_payload(struct vm *vm)
 	return build_firmware_tables(vm);
 }
 
+int vm_set_memory_slots(struct vm *vm, bool log_dirty)
+{
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = (uint32_t)i,
+			.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = vm->mem.regions[i].gpa,
+			.memory_size = vm->mem.regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			pr_err("KVM_SET_USER_MEMORY_REGION%s: %s",
+			       log_dirty ? " (dirty logging on)" : "", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
 static bool pvm_detect(void)
 {
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
@@ -440,6 +459,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->control.listen_fd = -1;
+	migration_init(&vm->migration);
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->stop_deadline_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -464,7 +484,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		pr_info("PVM compatibility profile: CPUID hides cx16,smap,fsgsbase,pcid,invpcid,"
 			"erms,fsrm,xsave,popcnt and the hypercall-based kvm_pv_send_ipi,"
 			"kvm_pv_sched_yield,kvm_pv_unhalt%s",
-			cfg->kernel ? "; guest command line gets '" PVM_GUEST_OPTIONS "'" : "");
+			cfg->kernel && !cfg->no_boot
+				? "; guest command line gets '" PVM_GUEST_OPTIONS "'"
+				: "");
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
@@ -511,18 +533,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		       strerror(-ret));
 		return ret;
 	}
-	for (int i = 0; i < vm->mem.nregions; i++) {
-		struct kvm_userspace_memory_region r = {
-			.slot = (uint32_t)i,
-			.guest_phys_addr = vm->mem.regions[i].gpa,
-			.memory_size = vm->mem.regions[i].size,
-			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
-		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-			pr_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-			return -errno;
-		}
-	}
+	ret = vm_set_memory_slots(vm, false);
+	if (ret)
+		return ret;
 
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vm->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -550,6 +563,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = vcpu_create(vm, &vm->vcpus[i], i);
 		if (ret)
 			return ret;
+	}
+	{
+		int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+		vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
 	}
 	/* A restored or incoming guest gets its registers from the saved state. */
 	if (cfg->no_boot)
@@ -586,6 +604,7 @@ void vm_set_tsc_khz(struct vm *vm, uint32_t khz)
 			pr_warn("vcpu%u: KVM_SET_TSC_KHZ %u: %s", i, khz, strerror(errno));
 			return;
 		}
+	vm->tsc_khz = khz;
 }
 
 void vm_request_stop(struct vm *vm, enum stop_reason reason, int status)
@@ -949,6 +968,7 @@ int vm_run(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	migration_finish(vm);
 	control_close(&vm->control);
 	if (vm->stop_deadline_fd >= 0)
 		close(vm->stop_deadline_fd);

@@ -17,6 +17,7 @@
 #include "console.h"
 #include "control.h"
 #include "memory.h"
+#include "migrate.h"
 
 /* Exit statuses of `vireo run` (documented in --help). */
 #define EXIT_GUEST_OFF 0
@@ -35,6 +36,7 @@ enum stop_reason {
 	STOP_SIGNAL,
 	STOP_USER, /* console escape */
 	STOP_PAYLOAD_EXIT,
+	STOP_MIGRATED, /* the guest now runs on the migration destination */
 };
 
 enum vm_state {
@@ -86,6 +88,7 @@ struct vm {
 	struct guest_mem mem;
 	struct kvm_cpuid2 *supported_cpuid;
 	uint64_t cpuid_fingerprint; /* of the CPUID vCPU 0 sees */
+	uint32_t tsc_khz; /* vCPU 0's TSC frequency, 0 if unknown */
 	unsigned int max_vcpus;
 	struct vcpu *vcpus;
 	unsigned int nvcpus;
@@ -122,6 +125,7 @@ struct vm {
 	int stop_deadline_fd;
 	unsigned int stop_timeout_s;
 	struct control control;
+	struct migration migration;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
@@ -141,6 +145,9 @@ int vm_stop(struct vm *vm, unsigned int timeout_s);
 void vm_get_status(struct vm *vm, struct vm_status *st);
 /* vCPU side of pause: parks the calling vCPU thread until resumed or stopped. */
 void vcpu_park(struct vcpu *vcpu);
+
+/* (Re)registers guest RAM with KVM, with or without KVM's dirty page log. */
+int vm_set_memory_slots(struct vm *vm, bool log_dirty);
 
 /* Gives every vCPU this TSC frequency when KVM can scale the TSC (restore and migration to a
  * host with another frequency); warns when it cannot. */

@@ -107,12 +107,11 @@ static void put_str(struct tlv_writer *w, uint16_t tag, const char *s)
 		tlv_put(w, tag, s, (uint32_t)strlen(s));
 }
 
-static int save_config(struct vm *vm, struct tlv_writer *w)
+int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 {
 	const struct vm_config *cfg = vm->cfg;
 	char feats[CPUID_MAX_CHANGES * 24] = "";
 	size_t start = tlv_section_begin(w, SECTION_CONFIG, 0, 1, 1);
-	int khz;
 
 	for (size_t i = 0; i < cfg->ncpu_changes; i++) {
 		size_t l = strlen(feats);
@@ -126,9 +125,10 @@ static int save_config(struct vm *vm, struct tlv_writer *w)
 	tlv_put_u8(w, CFG_T_PVM_PROFILE, vm->pvm_profile);
 	put_str(w, CFG_T_PAYLOAD, cfg->payload);
 	put_str(w, CFG_T_KERNEL, cfg->kernel);
-	khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-	if (khz > 0)
-		tlv_put_u32(w, CFG_T_TSC_KHZ, (uint32_t)khz);
+	/* Read at creation: a vCPU ioctl from this thread would wait for a running vCPU to
+	 * leave KVM_RUN, and a migration sends this while the guest runs. */
+	if (vm->tsc_khz)
+		tlv_put_u32(w, CFG_T_TSC_KHZ, vm->tsc_khz);
 	tlv_section_end(w, start);
 	return w->err;
 }
@@ -189,6 +189,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 	}
 	cfg->mem_size = mem;
 	cfg->ncpus = ncpus;
+	cfg->saved_tsc_khz = sc->tsc_khz;
 	cfg->pvm = pvm ? PVM_ON : PVM_OFF;
 	feats = get_str(&s, CFG_T_CPU_FEATURES);
 	cfg->ncpu_changes = 0;
@@ -867,7 +868,7 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 
 int vmstate_save(struct vm *vm, struct tlv_writer *w)
 {
-	int ret = save_config(vm, w);
+	int ret = vmstate_save_config(vm, w);
 
 	if (!ret)
 		ret = save_vm(vm, w);

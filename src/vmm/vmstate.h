@@ -26,6 +26,8 @@ struct vmstate_config {
  * from the configuration section in body. Returns 0 or -errno with the reason in err. */
 int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 			struct vmstate_config *sc, char *err, size_t errlen);
+/* Only the configuration section (what a migration destination needs to build the machine). */
+int vmstate_save_config(struct vm *vm, struct tlv_writer *w);
 /* All sections: configuration, VM, vCPUs, devices. vCPUs must be parked. */
 int vmstate_save(struct vm *vm, struct tlv_writer *w);
 /* Loads devices, then the VM (interrupt controllers, clock), then vCPUs, into a machine built
