@@ -34,7 +34,7 @@
 #define MIG_HDR 16
 #define PAGE ((uint64_t)4096)
 #define BATCH_PAGES 256 /* 1 MiB per PAGES message */
-#define IO_TIMEOUT_S 60
+#define IO_TIMEOUT_S 10 /* without progress; the guest may be paused meanwhile */
 #define MAX_CONFIG (1u << 20)
 
 enum mig_msg {
