@@ -101,14 +101,22 @@ class Guest:
         self.proc.stdin.write(text.encode())
         self.proc.stdin.flush()
 
-    def run(self, command, timeout=120):
-        """Runs a shell command in the guest and returns its output (between markers)."""
+    def run(self, command, timeout=120, retry_segv=True):
+        """Runs a shell command in the guest and returns its output (between markers).
+
+        On PVM hosts a freshly started guest process now and then dies at its first TLS
+        access (a user-mode segfault at address 0, seen on plain boots too, see
+        docs/pvm-hosts.md); such a run is repeated once, and said so."""
         with self.lock:
             start = len(self.buf)
         # The markers are written split so the echoed command line does not match.
         self.send(f"echo '@@'BEGIN; {command}; echo '@@'END\n")
         m = self.wait_for(r"@@BEGIN\r?\n(.*?)@@END", timeout, start)
-        return m.group(1).replace("\r", "").strip()
+        out = m.group(1).replace("\r", "").strip()
+        if retry_segv and "Segmentation fault" in out:
+            print(f"info guest process segfaulted (PVM host flake), repeating: {command!r}")
+            return self.run(command, timeout, retry_segv=False)
+        return out
 
     def wait_exit(self, timeout):
         try:
@@ -120,3 +128,45 @@ class Guest:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def linux_snapshot(vireo, build_sh, workdir):
+    """The test guest booted once and saved: returns a snapshot directory to restore from.
+
+    The guest (2 vCPUs, 256 MiB) is at its shell prompt with /tmp/f containing "hello" and a
+    background counter writing 1, 2, 3... into /tmp/cnt every second. The first caller in a
+    build boots and snapshots it (about 40 s on PVM hosts); later callers, in this test run or
+    in other tests, reuse it. It is remade when the vireo binary or the guest changes."""
+    import fcntl
+    import hashlib
+    import json as _json
+    g_dir = build_guest(build_sh)
+    st = os.stat(vireo)
+    key = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{g_dir}".encode()).hexdigest()[:16]
+    snap = os.path.join(workdir, "linux-snapshot-" + key)
+    with open(os.path.join(workdir, "linux-snapshot.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(snap, "state.vireo")):
+            return snap
+        sock = os.path.join(workdir, "linux-snapshot.sock")
+        g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
+                          "--initrd", os.path.join(g_dir, "initramfs.cpio"),
+                          "--cpus", "2", "--memory", "256M", "--api-sock", sock,
+                          "--timeout", "1500"],
+                  os.path.join(workdir, "linux-snapshot-console.log"))
+        try:
+            g.wait_for(READY_MARKER, 900)
+            g.wait_for(PROMPT, 120)
+            print(f"info fixture: test guest booted to its shell in "
+                  f"{time.monotonic() - g.t0:.1f} s")
+            g.run("echo hello > /tmp/f; (i=0; while true; do i=$((i+1)); echo $i > /tmp/cnt; "
+                  "sleep 1; done) >/dev/null 2>&1 & true")
+            g.run("sleep 2; cat /tmp/cnt")
+            r = _json.loads(unix_exchange(sock, (_json.dumps(
+                {"cmd": "snapshot", "path": snap + ".tmp"}) + "\n").encode(), timeout=300))
+            if not r.get("ok"):
+                raise RuntimeError(f"snapshot of the test guest failed: {r}")
+            os.rename(snap + ".tmp", snap)
+        finally:
+            g.kill()
+        return snap
