@@ -313,9 +313,10 @@ static int load_tables(const char *path, struct qcow2 *s, uint64_t file_size)
 			ret = -EINVAL;
 			goto out;
 		}
-		if (rb && rb < cs) {
-			blk_set_error("qcow2: %s: refcount block %llu overlaps the header\n", path,
-				      (unsigned long long)i);
+		if (rb && (rb < cs || rb >= file_size)) {
+			blk_set_error("qcow2: %s: refcount block %llu at 0x%llx %s\n", path,
+				      (unsigned long long)i, (unsigned long long)rb,
+				      rb < cs ? "overlaps the header" : "beyond file end");
 			ret = -EINVAL;
 			goto out;
 		}

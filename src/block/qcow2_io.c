@@ -503,6 +503,12 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int iovcnt, ui
 			ret = corrupt(s, "data cluster offset not cluster-aligned:", host);
 			break;
 		}
+		/* Only a damaged L2 table points past everything allocated: do not grow the file
+		 * there. */
+		if ((host >> s->cluster_bits) + n > s->end_cluster) {
+			ret = corrupt(s, "data cluster beyond the end of the image:", host);
+			break;
+		}
 		bytes = MIN(n * cs - in, chunk);
 		int k = iov_slice(iov, iovcnt, done, bytes, part);
 

@@ -454,7 +454,14 @@ int qcow2_check(struct blk_image *img, unsigned int flags, struct blk_check_resu
 		ret = -errno;
 		goto out;
 	}
-	ck.nb = MAX(s->end_cluster, ALIGN_UP((uint64_t)st.st_size, cs) / cs);
+	/* References past the end of the file are reported, not counted. */
+	ck.nb = ALIGN_UP((uint64_t)st.st_size, cs) / cs;
+	if (ck.nb > (1ULL << 30)) {
+		blk_set_error("qcow2: %s: %llu clusters are too many to check", img->path,
+			      (unsigned long long)ck.nb);
+		ret = -EFBIG;
+		goto out;
+	}
 	ck.ref = calloc(ck.nb, sizeof(*ck.ref));
 	t = malloc(cs);
 	if (!ck.ref || !t) {
