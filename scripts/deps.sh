@@ -3,8 +3,8 @@
 # Runs apt-get as root (directly, or through sudo when available); otherwise says what to install.
 set -euo pipefail
 
-PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev zlib1g-dev clang clang-format cppcheck
-	python3 linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4)
+PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev clang clang-format cppcheck
+	python3 liburing-dev zlib1g-dev qemu-utils linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../vmm/vmm.h"
+#include "img.h"
 #include "vmctl.h"
 
 #ifndef VIREO_VERSION
@@ -15,6 +16,7 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  run        boot one virtual machine in this process (see vireo run --help)\n"
+	"  img        create, inspect, check and convert disk images (see vireo img --help)\n"
 	"  version    print the version\n"
 	"  help       this text\n";
 
@@ -27,6 +29,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return vmm_run_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "img"))
+		return img_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "vmctl"))
 		return vmctl_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang in build-fuzz/ and runs each for a short while
+# (FUZZ_SECONDS, default 25) on its seed corpus. Exit status 0 when no crash was found, 77 when
+# clang's libFuzzer is not available, 1 otherwise. Crash inputs are left in build-fuzz/.
+set -uo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bdir="$top/build-fuzz"
+secs=${FUZZ_SECONDS:-25}
+
+if ! command -v clang >/dev/null; then
+	echo "SKIP: clang not installed"
+	exit 77
+fi
+if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
+	clang -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
+	echo "SKIP: clang has no libFuzzer (apt-get install libclang-rt-dev)"
+	exit 77
+fi
+if [ ! -f "$bdir/build.ninja" ]; then
+	CC=clang meson setup "$bdir" "$top" -Dfuzz=true -Db_lundef=false >/dev/null || exit 1
+fi
+ninja -C "$bdir" -j2 tests/fuzz_qcow2 >/dev/null || ninja -C "$bdir" -j2 tests/fuzz_qcow2 || exit 1
+
+# libFuzzer adds what it finds to the first corpus directory: work on a copy.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$top"/tests/fuzz/corpus/qcow2/* "$work/"
+cd "$bdir" || exit 1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+"$bdir/tests/fuzz_qcow2" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+	-rss_limit_mb=1024 -print_final_stats=1 "$work" 2>"$work/log"
+status=$?
+grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" "$work/log"
+if [ $status -ne 0 ]; then
+	tail -n 60 "$work/log"
+	echo "FAIL: fuzz_qcow2 found a problem (exit $status); the input is in $bdir"
+	exit 1
+fi
+echo "ok: fuzz_qcow2 ran ${secs}s without findings"
