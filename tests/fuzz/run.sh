@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang in build-fuzz/ and runs each for a short while
-# (FUZZ_SECONDS, default 25) on its seed corpus. Exit status 0 when no crash was found, 77 when
+# Builds a libFuzzer target with clang in build-fuzz/ and runs it for a short while
+# (FUZZ_SECONDS, default 25) on its seed corpus. Usage: run.sh [TARGET] (qcow2, state; default
+# qcow2): the program is tests/fuzz_TARGET, the corpus tests/fuzz/corpus/TARGET. Exit status 0 when no crash was found, 77 when
 # clang's libFuzzer is not available, 1 otherwise. Crash inputs are left in build-fuzz/.
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bdir="$top/build-fuzz"
 secs=${FUZZ_SECONDS:-25}
+target=${1:-qcow2}
+prog=fuzz_$target
 
 if ! command -v clang >/dev/null; then
 	echo "SKIP: clang not installed"
@@ -19,21 +22,21 @@ fi
 if [ ! -f "$bdir/build.ninja" ]; then
 	CC=clang meson setup "$bdir" "$top" -Dfuzz=true -Db_lundef=false >/dev/null || exit 1
 fi
-ninja -C "$bdir" -j2 tests/fuzz_qcow2 >/dev/null || ninja -C "$bdir" -j2 tests/fuzz_qcow2 || exit 1
+ninja -C "$bdir" -j2 "tests/$prog" >/dev/null || ninja -C "$bdir" -j2 "tests/$prog" || exit 1
 
 # libFuzzer adds what it finds to the first corpus directory: work on a copy.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$top"/tests/fuzz/corpus/qcow2/* "$work/"
+cp "$top"/tests/fuzz/corpus/"$target"/* "$work/"
 cd "$bdir" || exit 1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-"$bdir/tests/fuzz_qcow2" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+"$bdir/tests/$prog" -max_total_time="$secs" -max_len=16384 -timeout=10 \
 	-rss_limit_mb=1024 -print_final_stats=1 "$work" 2>"$work/log"
 status=$?
 grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" "$work/log"
 if [ $status -ne 0 ]; then
 	tail -n 60 "$work/log"
-	echo "FAIL: fuzz_qcow2 found a problem (exit $status); the input is in $bdir"
+	echo "FAIL: $prog found a problem (exit $status); the input is in $bdir"
 	exit 1
 fi
-echo "ok: fuzz_qcow2 ran ${secs}s without findings"
+echo "ok: $prog ran ${secs}s without findings"
