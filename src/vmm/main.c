@@ -44,7 +44,7 @@ static int restore_load(struct vm *vm, struct restore_source *rs, const struct v
 	if (cfg->saved_tsc_khz)
 		vm_set_tsc_khz(vm, cfg->saved_tsc_khz);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = vmstate_load(vm, rs->body, rs->hdr.body_len);
+	ret = vmstate_load(vm, rs->body, rs->hdr.body_len, false);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret) {
 		pr_err("--restore %s: the saved state could not be loaded", rs->dir);

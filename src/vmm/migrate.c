@@ -877,7 +877,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 				}
 			}
 			t_state = now_ms();
-			ret = vmstate_load(vm, state + 4, len - 4);
+			ret = vmstate_load(vm, state + 4, len - 4, true);
 			if (ret) {
 				snprintf(err, sizeof(err), "the machine state could not be loaded");
 				goto out;

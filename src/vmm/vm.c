@@ -568,6 +568,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
 
 		vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+		pr_debug("guest TSC %u kHz", vm->tsc_khz);
 	}
 	/* A restored or incoming guest gets its registers from the saved state. */
 	if (cfg->no_boot)

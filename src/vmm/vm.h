@@ -89,6 +89,7 @@ struct vm {
 	struct kvm_cpuid2 *supported_cpuid;
 	uint64_t cpuid_fingerprint; /* of the CPUID vCPU 0 sees */
 	uint32_t tsc_khz; /* vCPU 0's TSC frequency, 0 if unknown */
+	uint64_t load_advance_ns; /* while loading state: how far the guest's clocks move on */
 	unsigned int max_vcpus;
 	struct vcpu *vcpus;
 	unsigned int nvcpus;

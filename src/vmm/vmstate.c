@@ -218,7 +218,18 @@ enum {
 	VM_T_PIC_MASTER,
 	VM_T_PIC_SLAVE,
 	VM_T_IOAPIC,
+	VM_T_REALTIME, /* host CLOCK_REALTIME when the state was saved, ns */
 };
+
+#define MSR_IA32_TSC 0x10
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 #define PIT_CHANNEL_LEN (4 + 2 + 10 + 8)
 #define PIT_LEN (3 * PIT_CHANNEL_LEN + 4)
@@ -288,6 +299,7 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 		return -errno;
 	}
 	tlv_put_u64(w, VM_T_CLOCK, clock.clock);
+	tlv_put_u64(w, VM_T_REALTIME, (uint64_t)realtime_ns());
 
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0) {
 		pr_err("KVM_GET_PIT2: %s", strerror(errno));
@@ -344,7 +356,10 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 	return w->err;
 }
 
-static int load_vm(struct vm *vm, const struct tlv_section *s)
+/* advance: the guest's clocks (kvmclock, TSC) move on by the real time since the save, as
+ * for a migration (the guest sees its downtime and keeps the right wall time). Otherwise they go
+ * on from the saved values, as after a pause. Sets vm->load_advance_ns for load_vcpu. */
+static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 {
 	struct kvm_clock_data clock = { 0 };
 	struct kvm_pit_state2 pit;
@@ -413,12 +428,17 @@ static int load_vm(struct vm *vm, const struct tlv_section *s)
 		}
 	}
 	{
-		uint64_t c = 0;
+		uint64_t c = 0, saved_rt = 0;
 
 		r = tlv_get_u64(s, VM_T_CLOCK, &c);
+		if (!r)
+			r = tlv_get_u64(s, VM_T_REALTIME, &saved_rt);
 		if (r)
 			return r;
-		clock.clock = c;
+		vm->load_advance_ns = 0;
+		if (advance && saved_rt && realtime_ns() > (int64_t)saved_rt)
+			vm->load_advance_ns = (uint64_t)(realtime_ns() - (int64_t)saved_rt);
+		clock.clock = c + vm->load_advance_ns;
 	}
 	if (clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
 		pr_err("KVM_SET_CLOCK: %s", strerror(errno));
@@ -827,6 +847,9 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		for (uint32_t i = 0; i < n; i++) {
 			m->entries[i].index = d32(&d);
 			m->entries[i].data = d64(&d);
+			if (m->entries[i].index == MSR_IA32_TSC && vcpu->vm->tsc_khz)
+				m->entries[i].data += vcpu->vm->load_advance_ns *
+						      vcpu->vm->tsc_khz / 1000000ULL;
 		}
 		if (msrs_transfer(vcpu, m, KVM_SET_MSRS) < n)
 			pr_debug("vcpu%u: %u of %u MSRs restored", vcpu->index, m->nmsrs, n);
@@ -887,7 +910,7 @@ int vmstate_save(struct vm *vm, struct tlv_writer *w)
 	return ret ? ret : w->err;
 }
 
-int vmstate_load(struct vm *vm, const uint8_t *body, size_t len)
+int vmstate_load(struct vm *vm, const uint8_t *body, size_t len, bool advance_clock)
 {
 	struct tlv_section s;
 	size_t pos = 0;
@@ -939,7 +962,7 @@ int vmstate_load(struct vm *vm, const uint8_t *body, size_t len)
 				pr_err("vm state version %u needs a newer vireo", s.version);
 				ret = -EPROTONOSUPPORT;
 			} else {
-				ret = load_vm(vm, &s);
+				ret = load_vm(vm, &s, advance_clock);
 			}
 		}
 	} else if (!ret) {

@@ -31,8 +31,9 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w);
 /* All sections: configuration, VM, vCPUs, devices. vCPUs must be parked. */
 int vmstate_save(struct vm *vm, struct tlv_writer *w);
 /* Loads devices, then the VM (interrupt controllers, clock), then vCPUs, into a machine built
- * from the same configuration. */
-int vmstate_load(struct vm *vm, const uint8_t *body, size_t len);
+ * from the same configuration. advance_clock: the guest's kvmclock and TSC move on by the real
+ * time since the save (migration); otherwise they continue from the saved values (restore). */
+int vmstate_load(struct vm *vm, const uint8_t *body, size_t len, bool advance_clock);
 
 /* A snapshot opened for `vireo run --restore`: the validated state file and the memory file. */
 struct restore_source {
