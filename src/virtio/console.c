@@ -134,6 +134,20 @@ static void client_accept(void *arg)
 	virtio_unlock(&con->vp.vdev);
 }
 
+/* Never blocks the main loop on a slow reader: what the socket cannot take now is dropped and
+ * counted, as on a serial line nobody listens to. */
+static void out_write(struct virtio_console *con, const uint8_t *p, size_t len)
+{
+	ssize_t w = -1;
+
+	if (con->out_fd >= 0 && con->listen_fd >= 0)
+		w = send(con->out_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	else if (con->out_fd >= 0)
+		w = write(con->out_fd, p, len);
+	if (w < (ssize_t)len)
+		con->dropped += len - (w > 0 ? (size_t)w : 0);
+}
+
 static int tx_process(struct virtio_console *con)
 {
 	struct virtio_dev *vdev = &con->vp.vdev;
@@ -144,19 +158,8 @@ static int tx_process(struct virtio_console *con)
 	while ((ret = virtq_pop(vq, &con->chain)) == 1) {
 		if (con->chain.nwrite)
 			return -EINVAL;
-		for (unsigned int i = 0; i < con->chain.nread; i++) {
-			const struct virtq_buf *b = &con->chain.bufs[i];
-			ssize_t w = -1;
-
-			/* Never block the main loop on a slow reader: what the socket cannot
-			 * take now is dropped, as on a serial line nobody listens to. */
-			if (con->out_fd >= 0)
-				w = con->listen_fd >= 0 ? send(con->out_fd, b->host, b->len,
-							       MSG_DONTWAIT | MSG_NOSIGNAL) :
-							  write(con->out_fd, b->host, b->len);
-			if (w < (ssize_t)b->len)
-				con->dropped += b->len - (w > 0 ? (size_t)w : 0);
-		}
+		for (unsigned int i = 0; i < con->chain.nread; i++)
+			out_write(con, con->chain.bufs[i].host, con->chain.bufs[i].len);
 		virtq_push(vq, &con->chain, 0);
 		pushed = true;
 	}
@@ -177,8 +180,7 @@ static int console_notify(struct virtio_dev *vdev, unsigned int q)
 	return 0;
 }
 
-static void console_config_read(struct virtio_dev *vdev, uint32_t off, uint8_t *data,
-				uint32_t len)
+static void console_config_read(struct virtio_dev *vdev, uint32_t off, uint8_t *data, uint32_t len)
 {
 	/* cols, rows and max_nr_ports only mean something with features we do not offer. */
 	(void)vdev;

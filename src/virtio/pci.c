@@ -225,8 +225,8 @@ static void common_image(struct virtio_pci *vp, uint8_t img[COMMON_SIZE])
 		put_le32(img + COMMON_DF, (uint32_t)(f >> (32 * vp->device_feature_select)));
 	put_le32(img + COMMON_GFSELECT, vp->driver_feature_select);
 	if (vp->driver_feature_select < 2)
-		put_le32(img + COMMON_GF, (uint32_t)(vdev->driver_features >>
-						     (32 * vp->driver_feature_select)));
+		put_le32(img + COMMON_GF,
+			 (uint32_t)(vdev->driver_features >> (32 * vp->driver_feature_select)));
 	put_le16(img + COMMON_MSIX, vdev->config_vector);
 	put_le16(img + COMMON_NUMQ, (uint16_t)vdev->ops->num_queues);
 	img[COMMON_STATUS] = vdev->status;
@@ -330,12 +330,12 @@ static void common_write(struct virtio_pci *vp, uint32_t off, const uint8_t *dat
 static bool bar_decoded(struct virtio_pci *vp)
 {
 	const uint8_t *cfg = vp->pci.cfg;
-	uint64_t addr = ((uint64_t)__atomic_load_n((const uint32_t *)(const void *)(cfg + 0x24),
-						   __ATOMIC_RELAXED)
-			 << 32) |
-			(__atomic_load_n((const uint32_t *)(const void *)(cfg + 0x20),
-					 __ATOMIC_RELAXED) &
-			 ~0xfu);
+	uint64_t addr =
+		((uint64_t)__atomic_load_n((const uint32_t *)(const void *)(cfg + 0x24),
+					   __ATOMIC_RELAXED)
+		 << 32) |
+		(__atomic_load_n((const uint32_t *)(const void *)(cfg + 0x20), __ATOMIC_RELAXED) &
+		 ~0xfu);
 
 	if (!(__atomic_load_n(cfg + 0x04, __ATOMIC_RELAXED) & 0x2))
 		return false;
@@ -367,8 +367,7 @@ static void notify_write(struct virtio_pci *vp, unsigned int q)
 	virtio_dev_process(&vp->vdev, q);
 }
 
-static void msix_table_write(struct virtio_pci *vp, uint32_t off, const uint8_t *data,
-			     uint32_t len)
+static void msix_table_write(struct virtio_pci *vp, uint32_t off, const uint8_t *data, uint32_t len)
 {
 	unsigned int v = off / 16;
 
@@ -546,9 +545,8 @@ int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops
 	struct virtq_mem m = { host->mem, host->mark_dirty, host->opaque };
 	int ret;
 
-	if (ops->num_queues > VIRTIO_MAX_QUEUES || ops->config_size > 0x1000 ||
-	    !ops->queue_size || ops->queue_size > VIRTQ_MAX_SIZE ||
-	    (ops->queue_size & (ops->queue_size - 1)))
+	if (ops->num_queues > VIRTIO_MAX_QUEUES || ops->config_size > 0x1000 || !ops->queue_size ||
+	    ops->queue_size > VIRTQ_MAX_SIZE || (ops->queue_size & (ops->queue_size - 1)))
 		return -EINVAL;
 	memset(vp, 0, sizeof(*vp));
 	virtio_dev_init(&vp->vdev, ops, priv, &pci_transport_ops, &m);

@@ -91,16 +91,15 @@ int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops
 		      const struct virtio_pci_host *host, struct pci_bus *pci, struct bus *mmio,
 		      uint32_t intx_irq);
 /* The BAR's MMIO handler (offset relative to the BAR). */
-void virtio_pci_bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-		       bool is_write);
+void virtio_pci_bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 /* device_ops for the registry: each virtio device has its own section id. */
 int virtio_pci_save(void *dev, struct tlv_writer *w);
 int virtio_pci_load(void *dev, const struct tlv_section *s);
-#define VIRTIO_PCI_DEVICE_OPS(name_, section_)                                                  \
-	{                                                                                       \
-		.name = (name_), .section_id = (section_), .version = 1, .min_version = 1,      \
-		.save = virtio_pci_save, .load = virtio_pci_load                                \
+#define VIRTIO_PCI_DEVICE_OPS(name_, section_)                                             \
+	{                                                                                  \
+		.name = (name_), .section_id = (section_), .version = 1, .min_version = 1, \
+		.save = virtio_pci_save, .load = virtio_pci_load                           \
 	}
 
 #endif

@@ -76,5 +76,5 @@ int virtio_rng_create(struct virtio_pci **out, const struct virtio_pci_host *hos
 	return 0;
 }
 
-const struct device_ops virtio_rng_device_ops = VIRTIO_PCI_DEVICE_OPS("virtio-rng",
-								      SECTION_VIRTIO_RNG);
+const struct device_ops virtio_rng_device_ops =
+	VIRTIO_PCI_DEVICE_OPS("virtio-rng", SECTION_VIRTIO_RNG);

@@ -40,7 +40,8 @@ void virtio_dev_reset(struct virtio_dev *vdev)
 	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		struct virtq_mem m = vdev->vqs[i].m;
 
-		virtq_reset(&vdev->vqs[i], &m, i < vdev->ops->num_queues ? vdev->ops->queue_size : 0);
+		virtq_reset(&vdev->vqs[i], &m,
+			    i < vdev->ops->num_queues ? vdev->ops->queue_size : 0);
 		vdev->queue_vector[i] = VIRTIO_NO_VECTOR;
 	}
 	if (vdev->ops->reset)
@@ -131,8 +132,8 @@ void virtio_set_needs_reset(struct virtio_dev *vdev, const char *why, int err)
 	if (vdev->errors_logged < MAX_ERRORS_LOGGED) {
 		vdev->errors_logged++;
 		pr_warn("%s: %s (%s): device needs reset%s", vdev->ops->name, why, strerror(-err),
-			vdev->errors_logged == MAX_ERRORS_LOGGED ? "; further reports suppressed" :
-								   "");
+			vdev->errors_logged == MAX_ERRORS_LOGGED ? "; further reports suppressed"
+								 : "");
 	}
 	if (vdev->transport)
 		vdev->transport->signal_config(vdev);

@@ -315,11 +315,13 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		case OPT_VIRTIO_CONSOLE:
 			if ((strncmp(optarg, "socket:", 7) || !optarg[7]) &&
 			    (strncmp(optarg, "file:", 5) || !optarg[5]))
-				return bad(err, errlen,
-					   "--virtio-console: '%s': expected socket:PATH or file:PATH",
-					   optarg);
+				return bad(
+					err, errlen,
+					"--virtio-console: '%s': expected socket:PATH or file:PATH",
+					optarg);
 			if (!strncmp(optarg, "socket:", 7) && strlen(optarg + 7) >= 108)
-				return bad(err, errlen, "--virtio-console: socket path '%s' is too long",
+				return bad(err, errlen,
+					   "--virtio-console: socket path '%s' is too long",
 					   optarg + 7);
 			cfg->virtio_console = optarg;
 			break;

@@ -185,8 +185,8 @@ static void negotiate(struct fixture *f, uint64_t features)
 	bar_write(f, 0x0c, (uint32_t)features, 4);
 	bar_write(f, 0x08, 1, 4);
 	bar_write(f, 0x0c, (uint32_t)(features >> 32), 4);
-	bar_write(f, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				   VIRTIO_STATUS_FEATURES_OK, 1);
+	bar_write(f, 0x14,
+		  VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
 }
 
 static void test_features(void **state)
@@ -229,16 +229,16 @@ static void test_driver_ok_needs_features_ok(void **state)
 {
 	struct fixture *f = *state;
 
-	bar_write(f, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				   VIRTIO_STATUS_DRIVER_OK, 1);
+	bar_write(f, 0x14,
+		  VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK, 1);
 	assert_false(status(f) & VIRTIO_STATUS_DRIVER_OK);
 }
 
 /* Sets up queue 0 at the fixture's ring addresses and sets DRIVER_OK. */
 static void start_queue(struct fixture *f, bool event_idx)
 {
-	negotiate(f, (1ULL << VIRTIO_F_VERSION_1) |
-			     (event_idx ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0));
+	negotiate(f,
+		  (1ULL << VIRTIO_F_VERSION_1) | (event_idx ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0));
 	bar_write(f, 0x16, 0, 2);
 	assert_int_equal(bar_read(f, 0x18, 2), 64); /* max size */
 	bar_write(f, 0x18, QSIZE, 2);
@@ -256,8 +256,8 @@ static void start_queue(struct fixture *f, bool event_idx)
 	assert_true(status(f) & VIRTIO_STATUS_DRIVER_OK);
 }
 
-static void put_desc(struct fixture *f, unsigned int i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
+static void put_desc(struct fixture *f, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
 {
 	uint8_t *d = f->ram + DESC_GPA + 16 * i;
 
