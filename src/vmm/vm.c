@@ -407,6 +407,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->control.listen_fd = -1;
+	pthread_mutex_init(&vm->watch_lock, NULL);
 	vm->watch_ep = epoll_create1(EPOLL_CLOEXEC);
 	if (vm->watch_ep < 0)
 		return -errno;

@@ -140,8 +140,10 @@ struct vm {
 	struct kvm_irq_routing_entry routes[VM_MAX_ROUTES];
 	unsigned int nroutes;
 	uint32_t next_msi_gsi;
-	/* Device fds the main loop watches: their own epoll set, itself watched by vm_run. */
+	/* Device fds the main loop watches: their own epoll set, itself watched by vm_run.
+	 * watch_lock guards the table: devices may (un)watch from vCPU threads. */
 	int watch_ep;
+	pthread_mutex_t watch_lock;
 	struct vm_watch watches[VM_MAX_WATCHES];
 	struct virtio_pci_host virtio_host;
 	struct virtio_pci *virtio_rng;

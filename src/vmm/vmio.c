@@ -131,29 +131,39 @@ int vm_ioeventfd(struct vm *vm, uint64_t gpa, uint32_t len, int fd, bool assign)
 int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *arg), void *arg)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	int ret = -ENOSPC;
 
 	if (vm->watch_ep < 0)
 		return -EBADF;
+	pthread_mutex_lock(&vm->watch_lock);
 	for (unsigned int i = 0; i < VM_MAX_WATCHES; i++) {
 		if (vm->watches[i].cb)
 			continue;
 		ev.data.u64 = i;
+		ret = 0;
 		if (epoll_ctl(vm->watch_ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-			return -errno;
-		vm->watches[i] = (struct vm_watch){ fd, cb, arg };
-		return 0;
+			ret = -errno;
+		else
+			vm->watches[i] = (struct vm_watch){ fd, cb, arg };
+		break;
 	}
-	return -ENOSPC;
+	pthread_mutex_unlock(&vm->watch_lock);
+	return ret;
 }
 
 int vm_unwatch_fd(struct vm *vm, int fd)
 {
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&vm->watch_lock);
 	for (unsigned int i = 0; i < VM_MAX_WATCHES; i++)
 		if (vm->watches[i].cb && vm->watches[i].fd == fd) {
 			vm->watches[i] = (struct vm_watch){ -1, NULL, NULL };
-			return epoll_ctl(vm->watch_ep, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+			ret = epoll_ctl(vm->watch_ep, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+			break;
 		}
-	return -ENOENT;
+	pthread_mutex_unlock(&vm->watch_lock);
+	return ret;
 }
 
 void vm_dispatch_watches(struct vm *vm)
@@ -162,11 +172,16 @@ void vm_dispatch_watches(struct vm *vm)
 	int n = epoll_wait(vm->watch_ep, evs, 16, 0);
 
 	for (int i = 0; i < n; i++) {
-		struct vm_watch *w = &vm->watches[evs[i].data.u64];
+		struct vm_watch w;
 
-		/* An earlier callback in this batch may have removed it. */
-		if (w->cb)
-			w->cb(w->arg);
+		/* Copied under the lock and called without it: callbacks take their device's
+		 * lock and may (un)watch fds themselves. An fd unwatched meanwhile can still see
+		 * one late callback, which finds nothing to read. */
+		pthread_mutex_lock(&vm->watch_lock);
+		w = vm->watches[evs[i].data.u64];
+		pthread_mutex_unlock(&vm->watch_lock);
+		if (w.cb)
+			w.cb(w.arg);
 	}
 }
 
