@@ -387,7 +387,9 @@ void virtio_pci_bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 
 	if (!is_write)
 		memset(data, 0, len);
-	if (offset >= VIRTIO_PCI_BAR_SIZE || len > 8 || (offset & (len - 1)))
+	/* Naturally aligned accesses of 1, 2, 4 or 8 bytes only. */
+	if (offset >= VIRTIO_PCI_BAR_SIZE || !len || len > 8 || (len & (len - 1)) ||
+	    (offset & (len - 1)))
 		return;
 	pthread_mutex_lock(&vp->vdev.lock);
 	if (!bar_decoded(vp)) {
