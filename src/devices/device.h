@@ -21,6 +21,8 @@ enum state_section_id {
 	SECTION_PLATFORM = 18,
 	SECTION_PCI_BUS = 19,
 	/* 32 and up: virtio devices */
+	SECTION_VIRTIO_RNG = 32,
+	SECTION_VIRTIO_CONSOLE = 33,
 };
 
 struct device_ops {

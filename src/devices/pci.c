@@ -40,6 +40,18 @@ void pci_bus_init(struct pci_bus *bus)
 	pci_device_init(&bus->host_bridge, "host-bridge", HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE,
 			0x06, 0x00, 0x00);
 	bus->slots[0] = &bus->host_bridge;
+	bus->mmio_next = PCI_MMIO32_BASE;
+}
+
+int pci_bus_alloc_mmio(struct pci_bus *bus, uint64_t size, uint64_t *addr)
+{
+	uint64_t a = (bus->mmio_next + size - 1) & ~(size - 1);
+
+	if (!size || (size & (size - 1)) || a + size > PCI_MMIO32_BASE + PCI_MMIO32_SIZE)
+		return -ENOSPC;
+	*addr = a;
+	bus->mmio_next = a + size;
+	return 0;
 }
 
 int pci_bus_add(struct pci_bus *bus, struct pci_device *dev, int slot)

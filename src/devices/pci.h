@@ -32,11 +32,15 @@ struct pci_bus {
 	uint32_t config_address; /* last value written to 0xCF8 */
 	struct pci_device *slots[PCI_SLOTS];
 	struct pci_device host_bridge;
+	uint64_t mmio_next; /* BAR placement in the 32-bit MMIO window */
 };
 
 void pci_bus_init(struct pci_bus *bus);
 /* Puts a device in a free slot (or the one asked for, slot > 0). Returns the slot or -errno. */
 int pci_bus_add(struct pci_bus *bus, struct pci_device *dev, int slot);
+/* Places a memory BAR of size bytes (a power of two) in the 32-bit MMIO window, naturally
+ * aligned, as firmware would. Called while the machine is built. Returns 0 or -ENOSPC. */
+int pci_bus_alloc_mmio(struct pci_bus *bus, uint64_t size, uint64_t *addr);
 /* Fills the standard header of a type-0 function. */
 void pci_device_init(struct pci_device *dev, const char *name, uint16_t vendor, uint16_t device,
 		     uint8_t class, uint8_t subclass, uint8_t prog_if);

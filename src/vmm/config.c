@@ -50,6 +50,15 @@ static const char usage[] =
 	"                           (kvm_pvm): hides CPU features the host cannot run and adds\n"
 	"                           matching guest kernel options (default auto: when detected)\n"
 	"\n"
+	"Virtio devices (virtio 1.x over PCI, see docs/virtio.md):\n"
+	"      --rng                virtio-rng: an entropy source filled from the host's\n"
+	"                           getrandom() (/dev/hwrng in a Linux guest)\n"
+	"      --virtio-console socket:PATH|file:PATH\n"
+	"                           virtio-console with one port (hvc0 in a Linux guest):\n"
+	"                           socket: listens on a unix socket for one client, which\n"
+	"                           sends and receives; file: guest output is appended to PATH.\n"
+	"                           With --restore, PATH replaces the saved one\n"
+	"\n"
 	"Console and lifetime:\n"
 	"      --console stdio|file:PATH|socket:PATH|none\n"
 	"                           where the serial console goes (default stdio: the terminal\n"
@@ -93,6 +102,8 @@ enum {
 	OPT_RESTORE,
 	OPT_FORCE,
 	OPT_INCOMING,
+	OPT_RNG,
+	OPT_VIRTIO_CONSOLE,
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +125,8 @@ static const struct option long_opts[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "virtio-console", required_argument, NULL, OPT_VIRTIO_CONSOLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -294,6 +307,23 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 					   "tcp:0.0.0.0:4444)",
 					   optarg);
 			cfg->incoming = optarg;
+			break;
+		case OPT_RNG:
+			machine_opt = "--rng";
+			cfg->virtio_rng = true;
+			break;
+		case OPT_VIRTIO_CONSOLE:
+			if ((strncmp(optarg, "socket:", 7) || !optarg[7]) &&
+			    (strncmp(optarg, "file:", 5) || !optarg[5]))
+				return bad(
+					err, errlen,
+					"--virtio-console: '%s': expected socket:PATH or file:PATH",
+					optarg);
+			if (!strncmp(optarg, "socket:", 7) && strlen(optarg + 7) >= 108)
+				return bad(err, errlen,
+					   "--virtio-console: socket path '%s' is too long",
+					   optarg + 7);
+			cfg->virtio_console = optarg;
 			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;

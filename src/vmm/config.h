@@ -54,6 +54,8 @@ struct vm_config {
 	const char *restore; /* snapshot directory to resume from */
 	bool force; /* --force: restore despite a different CPUID fingerprint */
 	const char *incoming; /* tcp:HOST:PORT to receive a migrating VM on */
+	bool virtio_rng; /* --rng */
+	const char *virtio_console; /* --virtio-console socket:PATH|file:PATH */
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;

@@ -113,41 +113,6 @@ static int get_supported_cpuid(struct vm *vm)
 	return -E2BIG;
 }
 
-/* The default GSI routing made explicit: ISA IRQs to both PICs and the IOAPIC, 16-23 to the
- * IOAPIC only. Kept as a table so MSI routes can be added later. */
-static int set_irq_routing(struct vm *vm)
-{
-	struct {
-		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[40];
-	} r;
-	unsigned int n = 0;
-
-	memset(&r, 0, sizeof(r));
-	for (uint32_t gsi = 0; gsi < 24; gsi++) {
-		if (gsi < 16 && gsi != 2) {
-			r.e[n].gsi = gsi;
-			r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-			r.e[n].u.irqchip.irqchip =
-				gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
-			r.e[n].u.irqchip.pin = gsi % 8;
-			n++;
-		}
-		r.e[n].gsi = gsi;
-		r.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
-		r.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
-		/* ISA IRQ 0 (the PIT) is wired to IOAPIC pin 2, as the MADT override says. */
-		r.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi == 2 ? 0 : gsi;
-		n++;
-	}
-	r.hdr.nr = n;
-	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0) {
-		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
 static void irq_line(struct vm *vm, uint32_t irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
@@ -271,6 +236,8 @@ static int setup_devices(struct vm *vm)
 	ret |= add_device(vm, &rtc_device_ops, &vm->rtc);
 	ret |= add_device(vm, &platform_device_ops, &vm->platform);
 	ret |= add_device(vm, &pci_bus_device_ops, &vm->pci);
+	if (!ret)
+		ret = vm_setup_virtio(vm, add_device);
 	if (vm->cfg->payload)
 		ret |= bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
 				    "payload-exit");
@@ -460,6 +427,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->control.listen_fd = -1;
 	migration_init(&vm->migration);
+	pthread_mutex_init(&vm->watch_lock, NULL);
+	vm->watch_ep = epoll_create1(EPOLL_CLOEXEC);
+	if (vm->watch_ep < 0)
+		return -errno;
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->stop_deadline_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -509,7 +480,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
 		return -errno;
 	}
-	ret = set_irq_routing(vm);
+	ret = vm_irq_routing_init(vm);
 	if (ret)
 		return ret;
 	ret = get_supported_cpuid(vm);
@@ -788,6 +759,7 @@ enum {
 	TAG_LISTEN,
 	TAG_DEADLINE,
 	TAG_CONTROL,
+	TAG_WATCH, /* device fds (vm_watch_fd) */
 	TAG_CONTROL_CLIENT, /* + the client's slot */
 };
 
@@ -823,6 +795,7 @@ int vm_run(struct vm *vm)
 	epoll_add(ep, vm->stop_deadline_fd, TAG_DEADLINE);
 	if (vm->control.listen_fd >= 0)
 		epoll_add(ep, vm->control.listen_fd, TAG_CONTROL);
+	epoll_add(ep, vm->watch_ep, TAG_WATCH);
 	if (vm->cfg->timeout_s) {
 		struct itimerspec its = { .it_value.tv_sec = vm->cfg->timeout_s };
 		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -900,6 +873,9 @@ int vm_run(struct vm *vm)
 					vm->stop_timeout_s);
 				vm_request_stop(vm, STOP_USER, EXIT_GUEST_OFF);
 				break;
+			case TAG_WATCH:
+				vm_dispatch_watches(vm);
+				break;
 			case TAG_CONTROL: {
 				int slot = control_accept(&vm->control);
 				if (slot >= 0)
@@ -974,6 +950,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_deadline_fd >= 0)
 		close(vm->stop_deadline_fd);
 	vm->stop_deadline_fd = -1;
+	if (vm->watch_ep >= 0)
+		close(vm->watch_ep);
+	vm->watch_ep = -1;
 	if (vm->vcpus) {
 		for (unsigned int i = 0; i < vm->nvcpus; i++)
 			if (vm->vcpus[i].vm)

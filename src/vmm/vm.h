@@ -13,6 +13,7 @@
 #include "../devices/platform.h"
 #include "../devices/rtc.h"
 #include "../devices/serial8250.h"
+#include "../virtio/pci.h"
 #include "config.h"
 #include "console.h"
 #include "control.h"
@@ -78,6 +79,16 @@ struct vm_device {
 };
 
 #define VM_MAX_DEVICES 32
+#define VM_MAX_ROUTES 128 /* GSI routing entries: 39 for the PICs and IOAPIC, the rest MSI */
+#define VM_FIRST_MSI_GSI 24 /* after the IOAPIC's pins */
+#define VM_MAX_WATCHES 64
+
+/* An fd the main loop watches for a device (vm_watch_fd). */
+struct vm_watch {
+	int fd; /* -1: free */
+	void (*cb)(void *arg);
+	void *arg;
+};
 
 struct vm {
 	const struct vm_config *cfg;
@@ -127,6 +138,21 @@ struct vm {
 	unsigned int stop_timeout_s;
 	struct control control;
 	struct migration migration;
+
+	/* vmio.c: KVM's GSI routing table, kept here whole because KVM_SET_GSI_ROUTING replaces
+	 * it; MSI routes are added and changed by devices from any thread. */
+	pthread_mutex_t irq_lock;
+	struct kvm_irq_routing_entry routes[VM_MAX_ROUTES];
+	unsigned int nroutes;
+	uint32_t next_msi_gsi;
+	/* Device fds the main loop watches: their own epoll set, itself watched by vm_run.
+	 * watch_lock guards the table: devices may (un)watch from vCPU threads. */
+	int watch_ep;
+	pthread_mutex_t watch_lock;
+	struct vm_watch watches[VM_MAX_WATCHES];
+	struct virtio_pci_host virtio_host;
+	struct virtio_pci *virtio_rng;
+	struct virtio_pci *virtio_console;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
@@ -158,6 +184,26 @@ void vm_set_tsc_khz(struct vm *vm, uint32_t khz);
 void vm_note_first_run(struct vm *vm);
 /* CLOCK_MONOTONIC at process start, set by main. */
 extern uint64_t vmm_start_ns;
+
+/* vmio.c: interrupt routing, device notifications and fds for the main loop. */
+/* The ISA/IOAPIC routes, made explicit (called once, before any MSI route). */
+int vm_irq_routing_init(struct vm *vm);
+/* A GSI for one MSI source; its route is set by vm_msi_route. Returns 0 or -ENOSPC. */
+int vm_msi_alloc(struct vm *vm, uint32_t *gsi);
+int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
+/* Signalling fd injects GSI gsi (KVM_IRQFD). */
+int vm_irqfd(struct vm *vm, uint32_t gsi, int fd);
+/* Guest writes of len bytes at gpa signal fd instead of exiting (KVM_IOEVENTFD). */
+int vm_ioeventfd(struct vm *vm, uint64_t gpa, uint32_t len, int fd, bool assign);
+/* Calls cb(arg) on the main loop's thread while fd is readable (level-triggered). */
+int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *arg), void *arg);
+int vm_unwatch_fd(struct vm *vm, int fd);
+/* Main loop: runs the callbacks of ready watched fds. */
+void vm_dispatch_watches(struct vm *vm);
+/* Creates the virtio devices the configuration asks for and adds them to the registry through
+ * add(vm, ops, dev). Returns 0 or -errno. */
+int vm_setup_virtio(struct vm *vm,
+		    int (*add)(struct vm *vm, const struct device_ops *ops, void *dev));
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);

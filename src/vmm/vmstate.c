@@ -99,6 +99,8 @@ enum {
 	CFG_T_PAYLOAD, /* path of the payload, when the guest is one */
 	CFG_T_KERNEL, /* informational */
 	CFG_T_TSC_KHZ,
+	CFG_T_VIRTIO_RNG, /* u8: the machine has virtio-rng */
+	CFG_T_VIRTIO_CONSOLE, /* the --virtio-console backend: the machine has virtio-console */
 };
 
 static void put_str(struct tlv_writer *w, uint16_t tag, const char *s)
@@ -125,6 +127,8 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 	tlv_put_u8(w, CFG_T_PVM_PROFILE, vm->pvm_profile);
 	put_str(w, CFG_T_PAYLOAD, cfg->payload);
 	put_str(w, CFG_T_KERNEL, cfg->kernel);
+	tlv_put_u8(w, CFG_T_VIRTIO_RNG, cfg->virtio_rng);
+	put_str(w, CFG_T_VIRTIO_CONSOLE, cfg->virtio_console);
 	/* Read at creation: a vCPU ioctl from this thread would wait for a running vCPU to
 	 * leave KVM_RUN, and a migration sends this while the guest runs. */
 	if (vm->tsc_khz)
@@ -155,7 +159,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 	size_t pos = 0;
 	uint64_t mem = 0;
 	uint32_t ncpus = 0;
-	uint8_t pvm = 0;
+	uint8_t pvm = 0, rng = 0;
 	char *feats;
 	int ret;
 
@@ -175,7 +179,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 		return -EPROTONOSUPPORT;
 	}
 	if (tlv_get_u64(&s, CFG_T_MEM_SIZE, &mem) || tlv_get_u32(&s, CFG_T_NCPUS, &ncpus) ||
-	    tlv_get_u8(&s, CFG_T_PVM_PROFILE, &pvm) ||
+	    tlv_get_u8(&s, CFG_T_PVM_PROFILE, &pvm) || tlv_get_u8(&s, CFG_T_VIRTIO_RNG, &rng) ||
 	    tlv_get_u32(&s, CFG_T_TSC_KHZ, &sc->tsc_khz)) {
 		snprintf(err, errlen, "malformed machine configuration");
 		return -EINVAL;
@@ -207,6 +211,14 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 	sc->kernel = get_str(&s, CFG_T_KERNEL);
 	cfg->payload = sc->payload;
 	cfg->kernel = sc->payload ? NULL : sc->kernel;
+	/* The virtio devices are part of the machine; a --virtio-console given with --restore
+	 * only moves the backend. */
+	cfg->virtio_rng = rng;
+	sc->virtio_console = get_str(&s, CFG_T_VIRTIO_CONSOLE);
+	if (!sc->virtio_console)
+		cfg->virtio_console = NULL;
+	else if (!cfg->virtio_console)
+		cfg->virtio_console = sc->virtio_console;
 	return 0;
 }
 
@@ -848,8 +860,8 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 			m->entries[i].index = d32(&d);
 			m->entries[i].data = d64(&d);
 			if (m->entries[i].index == MSR_IA32_TSC && vcpu->vm->tsc_khz)
-				m->entries[i].data += vcpu->vm->load_advance_ns *
-						      vcpu->vm->tsc_khz / 1000000ULL;
+				m->entries[i].data +=
+					vcpu->vm->load_advance_ns * vcpu->vm->tsc_khz / 1000000ULL;
 		}
 		if (msrs_transfer(vcpu, m, KVM_SET_MSRS) < n)
 			pr_debug("vcpu%u: %u of %u MSRs restored", vcpu->index, m->nmsrs, n);

@@ -19,6 +19,7 @@ struct tlv_writer;
 struct vmstate_config {
 	char *payload;
 	char *kernel;
+	char *virtio_console;
 	uint32_t tsc_khz;
 };
 

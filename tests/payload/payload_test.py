@@ -21,12 +21,18 @@ CASES = {
     "triple_fault": ("triple", [], 3, r"about to triple fault"),
     "acpi_poweroff": ("poweroff", [], 0, r"powering off"),
     "kbd_reset_exit": ("reboot", ["--on-reboot", "exit"], 0, r"rebooting"),
+    "virtio_rng": ("virtio_rng", ["--rng"], 0,
+                   r"rng ok: used len 00000010 data [0-9A-F]{8}\r?\n"
+                   r"loop: needs reset\r?\noutside RAM: needs reset\r?\n"
+                   r"avail index: needs reset\r?\nreadable buffer: needs reset\r?\n"
+                   r"rng ok after reset"),
 }
 
 STDERR_NEEDS = {
     "triple_fault": ["triple fault", "rip "],
     "acpi_poweroff": ["powered off"],
     "kbd_reset_exit": ["rebooted"],
+    "virtio_rng": ["virtio-rng: bad request on queue 0", "device needs reset"],
 }
 
 

@@ -223,6 +223,28 @@ static void test_console_socket_path_too_long(void **state)
 	assert_err_contains("too long");
 }
 
+static void test_virtio_options(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("--kernel", "k", NULL), 0);
+	assert_false(cfg.virtio_rng);
+	assert_null(cfg.virtio_console);
+	assert_int_equal(
+		parse("--kernel", "k", "--rng", "--virtio-console", "socket:/run/c.sock", NULL), 0);
+	assert_true(cfg.virtio_rng);
+	assert_string_equal(cfg.virtio_console, "socket:/run/c.sock");
+	assert_int_equal(parse("--kernel", "k", "--virtio-console", "file:/tmp/c.log", NULL), 0);
+	assert_string_equal(cfg.virtio_console, "file:/tmp/c.log");
+	assert_int_equal(parse("--kernel", "k", "--virtio-console", "stdio", NULL), -EINVAL);
+	assert_err_contains("--virtio-console");
+	assert_int_equal(parse("--kernel", "k", "--virtio-console", "socket:", NULL), -EINVAL);
+	/* The devices come from the snapshot; only the console's backend may change. */
+	assert_int_equal(parse("--restore", "d", "--rng", NULL), -EINVAL);
+	assert_err_contains("--rng");
+	assert_int_equal(parse("--restore", "d", "--virtio-console", "socket:/run/c.sock", NULL),
+			 0);
+}
+
 static void test_on_reboot(void **state)
 {
 	(void)state;
@@ -342,6 +364,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_virtio_options),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_cpus),
