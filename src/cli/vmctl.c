@@ -32,9 +32,10 @@ static const char usage[] =
 	"                         pause, save the VM into the new directory DIR (a state file\n"
 	"                         and a sparse memory file) and resume, unless --paused.\n"
 	"                         Restore it with vireo run --restore DIR\n"
-	"  migrate tcp:HOST:PORT [--max-downtime MS]\n"
+	"  migrate tcp:HOST:PORT [--max-downtime MS] [--wait]\n"
 	"                         live-migrate the VM to a vireo run --incoming waiting there;\n"
-	"                         returns at once: follow it with migrate-status\n"
+	"                         returns at once (follow it with migrate-status), or with --wait\n"
+	"                         shows a progress line until it ends (exit 0 when completed)\n"
 	"  migrate-status         progress: phase, rounds, bytes, dirty rate, expected downtime\n"
 	"  migrate-cancel         abandon the migration; the VM keeps running here\n"
 	"\n"
@@ -81,6 +82,78 @@ out:
 	return ret;
 }
 
+static int64_t get_i64(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static double get_dbl(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+/* migrate --wait: polls migrate-status and redraws one progress line until the migration ends.
+ * The socket goes away with the source VMM when the migration completes. */
+static int migrate_wait(const char *sock)
+{
+	const char *req = "{\"cmd\":\"migrate-status\"}\n";
+	bool tty = isatty(STDOUT_FILENO);
+	char reply[4096], last[512] = "";
+	json_object *rep, *v;
+
+	for (;;) {
+		const char *phase;
+
+		if (roundtrip(sock, req, reply, sizeof(reply))) {
+			/* The source exits right after a completed migration. */
+			printf("%s%s\n", tty ? "\r" : "", last[0] ? last : "");
+			printf("migration completed (the source VM has exited)\n");
+			return 0;
+		}
+		rep = json_tokener_parse(reply);
+		if (!rep || !json_object_object_get_ex(rep, "phase", &v)) {
+			json_object_put(rep);
+			fprintf(stderr, "vireo vmctl: unexpected reply: %s", reply);
+			return 1;
+		}
+		phase = json_object_get_string(v);
+		snprintf(last, sizeof(last),
+			 "%-9s round %2lld  sent %6lld MiB  dirty %6lld MiB  %7.1f MiB/s  expected "
+			 "downtime %7.1f ms",
+			 phase, (long long)get_i64(rep, "rounds"),
+			 (long long)(get_i64(rep, "transferred_bytes") >> 20),
+			 (long long)(get_i64(rep, "remaining_bytes") >> 20),
+			 get_dbl(rep, "bandwidth_mib_s"), get_dbl(rep, "expected_downtime_ms"));
+		if (!strcmp(phase, "completed")) {
+			printf("%s%s\nmigration completed in %.0f ms, downtime %.1f ms\n",
+			       tty ? "\r" : "", last, get_dbl(rep, "total_ms"),
+			       get_dbl(rep, "downtime_ms"));
+			json_object_put(rep);
+			return 0;
+		}
+		if (!strcmp(phase, "failed") || !strcmp(phase, "cancelled") ||
+		    !strcmp(phase, "none")) {
+			printf("%s%s\n", tty ? "\r" : "", last);
+			fprintf(stderr, "vireo vmctl: migration %s: %s\n", phase,
+				json_object_object_get_ex(rep, "error", &v)
+					? json_object_get_string(v)
+					: "?");
+			json_object_put(rep);
+			return 1;
+		}
+		if (tty) {
+			printf("\r%s", last);
+			fflush(stdout);
+		}
+		json_object_put(rep);
+		usleep(200 * 1000);
+	}
+}
+
 int vmctl_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -95,7 +168,7 @@ int vmctl_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL, *cmd, *arg = NULL;
-	bool json = false, force = false, paused = false;
+	bool json = false, force = false, paused = false, wait = false;
 	int64_t timeout = -1, downtime = -1;
 	char abs[4096];
 	uint64_t v;
@@ -125,6 +198,9 @@ int vmctl_main(int argc, char **argv)
 			break;
 		case 'p':
 			paused = true;
+			break;
+		case 'w':
+			wait = true;
 			break;
 		case 'd':
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 60000) {
@@ -192,6 +268,11 @@ int vmctl_main(int argc, char **argv)
 		return 1;
 	}
 	rep = json_tokener_parse(reply);
+	if (wait && !strcmp(cmd, "migrate") && rep && json_object_object_get_ex(rep, "ok", &okv) &&
+	    json_object_get_boolean(okv)) {
+		json_object_put(rep);
+		return migrate_wait(sock);
+	}
 	if (!rep || !json_object_object_get_ex(rep, "ok", &okv)) {
 		fprintf(stderr, "vireo vmctl: the VM sent a reply that is not ours: %s", reply);
 		json_object_put(rep);
