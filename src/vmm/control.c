@@ -215,7 +215,11 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 	cmd = json_object_get_string(cmdv);
 	if (!strcmp(cmd, "status")) {
 		ret = 0;
-	} else if ((!strcmp(cmd, "pause") || !strcmp(cmd, "resume")) && migration_busy(vm)) {
+	} else if ((!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "reset") ||
+		    (!strcmp(cmd, "stop") && !json_object_object_get_ex(req, "force", NULL))) &&
+		   migration_busy(vm)) {
+		/* These would resume or restart the guest under the migration's feet: the
+		 * destination could end up running it too. A forced stop is allowed. */
 		reply_error(out, outlen, "busy: a migration is running (migrate-cancel first)");
 		goto out_req;
 	} else if (!strcmp(cmd, "pause")) {

@@ -3,7 +3,8 @@
 a counter running, restored twice side by side (both have the file, both counters go on, each
 keeps its own changes), snapshotted again from a restored VM, and live-migrated over loopback
 while a console session is open: the session continues on the destination, the counter is
-monotonic, the source exits 0.
+monotonic, the source exits 0; a destination killed during the memory copy leaves the source
+running.
 Usage: lifecycle_test.py VIREO GUEST_BUILD_SH"""
 import json
 import os
@@ -36,6 +37,14 @@ def counter(g):
         return -1
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def restore(snap, *extra):
     g = Guest(VIREO, ["--restore", snap, "--timeout", "900"] + list(extra))
     g.send("\n")  # a fresh prompt, so the first command is not glued to old output
@@ -47,8 +56,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vireo-lifecycle-")
     sock_a = os.path.join(tmp, "a.sock")
     t0 = time.monotonic()
+    sock_b = os.path.join(tmp, "b.sock")
     a = restore(snap, "--api-sock", sock_a)
-    b = restore(snap)
+    b = restore(snap, "--api-sock", sock_b)
     dst = None
     try:
         out = a.run("cat /tmp/f", timeout=120)
@@ -77,11 +87,34 @@ def main():
         finally:
             c.kill()
 
+        # A destination killed in the middle of the memory copy: B keeps running.
+        sock_d = os.path.join(tmp, "doomed.sock")
+        port = free_port()
+        doomed = Guest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--api-sock", sock_d,
+                               "--timeout", "900"])
+        time.sleep(0.5)
+        before_b = counter(b)
+        r = request(sock_b, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+        phase = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and phase not in ("precopy", "completed", "failed"):
+            phase = request(sock_b, {"cmd": "migrate-status"}).get("phase", "")
+        doomed.kill()
+        st = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and st.get("phase") not in ("failed", "completed"):
+            st = request(sock_b, {"cmd": "migrate-status"})
+            time.sleep(0.1)
+        check("destination killed mid-migration: the migration fails, says why",
+              phase == "precopy" and st.get("phase") == "failed" and bool(st.get("error")),
+              f"killed in {phase}; {st.get('phase')}: {st.get('error')}")
+        out = b.run("cat /tmp/who", timeout=120)
+        after_b = counter(b)
+        check("... and the source guest keeps running", out == "B" and after_b > before_b and
+              b.proc.poll() is None, f"{out!r}, counter {before_b} -> {after_b}")
+
         # Live migration of A over loopback.
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         dst = Guest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900"])
         time.sleep(0.5)
         before = counter(a)
