@@ -7,6 +7,7 @@ import threading
 import time
 
 READY_MARKER = "VIREO_GUEST_READY"
+KERNEL_SEGV_LINE = re.compile(r"^(\S+\[\d+\]: segfault at |Code: [0-9a-f]{2} )")
 PROMPT = "vireo# "
 
 
@@ -113,6 +114,12 @@ class Guest:
         self.send(f"echo '@@'BEGIN; {command}; echo '@@'END\n")
         m = self.wait_for(r"@@BEGIN\r?\n(.*?)@@END", timeout, start)
         out = m.group(1).replace("\r", "").strip()
+        # The kernel reports a user process's segfault on the console, in the middle of
+        # whatever another command prints (see above): such lines are not the command's.
+        kept = [ln for ln in out.split("\n") if not KERNEL_SEGV_LINE.match(ln)]
+        if len(kept) != len(out.split("\n")):
+            print(f"info kernel segfault report on the console during {command!r}")
+            out = "\n".join(kept).strip()
         if retry_segv and "Segmentation fault" in out:
             print(f"info guest process segfaulted (PVM host flake), repeating: {command!r}")
             return self.run(command, timeout, retry_segv=False)
