@@ -18,65 +18,63 @@
 #include "vm.h"
 #include "vmstate.h"
 
-/* Little byte-order cursor for the fixed-layout fields below. */
-struct enc {
+/* One walker for both directions of the fixed-layout fields below: encoding writes each
+ * field's value into p, decoding (dec) reads it back into the field. Decoding is only used on a
+ * TLV field whose length was checked against the layout, so it cannot run past the end. */
+struct codec {
 	uint8_t *p;
 	size_t off, cap;
+	bool dec;
 };
 
-static void e8(struct enc *e, uint8_t v)
+#define ENCODER(buf) ((struct codec){ (buf), 0, sizeof(buf), false })
+
+static void c8(struct codec *c, __u8 *v)
 {
-	if (e->off + 1 <= e->cap)
-		e->p[e->off] = v;
-	e->off += 1;
-}
-static void e16(struct enc *e, uint16_t v)
-{
-	if (e->off + 2 <= e->cap)
-		put_le16(e->p + e->off, v);
-	e->off += 2;
-}
-static void e32(struct enc *e, uint32_t v)
-{
-	if (e->off + 4 <= e->cap)
-		put_le32(e->p + e->off, v);
-	e->off += 4;
-}
-static void e64(struct enc *e, uint64_t v)
-{
-	if (e->off + 8 <= e->cap)
-		put_le64(e->p + e->off, v);
-	e->off += 8;
+	if (c->off + 1 <= c->cap) {
+		if (c->dec)
+			*v = c->p[c->off];
+		else
+			c->p[c->off] = *v;
+	}
+	c->off += 1;
 }
 
-/* The decoder is only used on fields whose length was checked against the layout. */
-struct dec {
-	const uint8_t *p;
-	size_t off;
-};
-
-static uint8_t d8(struct dec *d)
+static void c16(struct codec *c, __u16 *v)
 {
-	return d->p[d->off++];
-}
-static uint16_t d16(struct dec *d)
-{
-	d->off += 2;
-	return get_le16(d->p + d->off - 2);
-}
-static uint32_t d32(struct dec *d)
-{
-	d->off += 4;
-	return get_le32(d->p + d->off - 4);
-}
-static uint64_t d64(struct dec *d)
-{
-	d->off += 8;
-	return get_le64(d->p + d->off - 8);
+	if (c->off + 2 <= c->cap) {
+		if (c->dec)
+			*v = get_le16(c->p + c->off);
+		else
+			put_le16(c->p + c->off, *v);
+	}
+	c->off += 2;
 }
 
-/* A fixed-layout field: returns a decoder, or -EINVAL for a wrong length, 0 when absent. */
-static int field_dec(const struct tlv_section *s, uint16_t tag, size_t len, struct dec *d)
+static void c32(struct codec *c, __u32 *v)
+{
+	if (c->off + 4 <= c->cap) {
+		if (c->dec)
+			*v = get_le32(c->p + c->off);
+		else
+			put_le32(c->p + c->off, *v);
+	}
+	c->off += 4;
+}
+
+static void c64(struct codec *c, __u64 *v)
+{
+	if (c->off + 8 <= c->cap) {
+		if (c->dec)
+			*v = get_le64(c->p + c->off);
+		else
+			put_le64(c->p + c->off, *v);
+	}
+	c->off += 8;
+}
+
+/* A fixed-layout field to decode: 1 with c set up, 0 when absent, -EINVAL for a wrong length. */
+static int field_decoder(const struct tlv_section *s, uint16_t tag, size_t len, struct codec *c)
 {
 	struct tlv_field f;
 
@@ -84,8 +82,8 @@ static int field_dec(const struct tlv_section *s, uint16_t tag, size_t len, stru
 		return 0;
 	if (f.len != len)
 		return -EINVAL;
-	d->p = f.data;
-	d->off = 0;
+	/* Decoding never writes through p. */
+	*c = (struct codec){ (uint8_t *)(uintptr_t)f.data, 0, len, true };
 	return 1;
 }
 
@@ -256,44 +254,66 @@ static int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void enc_pic(struct enc *e, const struct kvm_pic_state *p)
+static void pic_codec(struct codec *c, struct kvm_pic_state *p)
 {
-	e8(e, p->last_irr);
-	e8(e, p->irr);
-	e8(e, p->imr);
-	e8(e, p->isr);
-	e8(e, p->priority_add);
-	e8(e, p->irq_base);
-	e8(e, p->read_reg_select);
-	e8(e, p->poll);
-	e8(e, p->special_mask);
-	e8(e, p->init_state);
-	e8(e, p->auto_eoi);
-	e8(e, p->rotate_on_auto_eoi);
-	e8(e, p->special_fully_nested_mode);
-	e8(e, p->init4);
-	e8(e, p->elcr);
-	e8(e, p->elcr_mask);
+	__u8 *f[PIC_LEN] = { &p->last_irr,
+			     &p->irr,
+			     &p->imr,
+			     &p->isr,
+			     &p->priority_add,
+			     &p->irq_base,
+			     &p->read_reg_select,
+			     &p->poll,
+			     &p->special_mask,
+			     &p->init_state,
+			     &p->auto_eoi,
+			     &p->rotate_on_auto_eoi,
+			     &p->special_fully_nested_mode,
+			     &p->init4,
+			     &p->elcr,
+			     &p->elcr_mask };
+
+	for (int i = 0; i < PIC_LEN; i++)
+		c8(c, f[i]);
 }
 
-static void dec_pic(struct dec *d, struct kvm_pic_state *p)
+static void ioapic_codec(struct codec *c, struct kvm_ioapic_state *io)
 {
-	p->last_irr = d8(d);
-	p->irr = d8(d);
-	p->imr = d8(d);
-	p->isr = d8(d);
-	p->priority_add = d8(d);
-	p->irq_base = d8(d);
-	p->read_reg_select = d8(d);
-	p->poll = d8(d);
-	p->special_mask = d8(d);
-	p->init_state = d8(d);
-	p->auto_eoi = d8(d);
-	p->rotate_on_auto_eoi = d8(d);
-	p->special_fully_nested_mode = d8(d);
-	p->init4 = d8(d);
-	p->elcr = d8(d);
-	p->elcr_mask = d8(d);
+	c64(c, &io->base_address);
+	c32(c, &io->ioregsel);
+	c32(c, &io->id);
+	c32(c, &io->irr);
+	for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
+		c64(c, &io->redirtbl[i].bits);
+}
+
+/* A channel's load time is host CLOCK_MONOTONIC: it travels relative to now. */
+static void pit_codec(struct codec *c, struct kvm_pit_state2 *pit, int64_t now)
+{
+	for (int i = 0; i < 3; i++) {
+		struct kvm_pit_channel_state *ch = &pit->channels[i];
+		__u8 *f[10] = { &ch->count_latched, &ch->status_latched, &ch->status,
+				&ch->read_state,    &ch->write_state,	 &ch->write_latch,
+				&ch->rw_mode,	    &ch->mode,		 &ch->bcd,
+				&ch->gate };
+		__u64 rel = (__u64)(ch->count_load_time - now);
+
+		c32(c, &ch->count);
+		c16(c, &ch->latched_count);
+		for (int k = 0; k < 10; k++)
+			c8(c, f[k]);
+		c64(c, &rel);
+		if (c->dec)
+			ch->count_load_time = now + (int64_t)rel;
+	}
+	c32(c, &pit->flags);
+}
+
+static uint16_t irqchip_tag(uint32_t chip_id)
+{
+	return chip_id == KVM_IRQCHIP_PIC_MASTER  ? VM_T_PIC_MASTER
+	       : chip_id == KVM_IRQCHIP_PIC_SLAVE ? VM_T_PIC_SLAVE
+						  : VM_T_IOAPIC;
 }
 
 static int save_vm(struct vm *vm, struct tlv_writer *w)
@@ -302,9 +322,8 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 	struct kvm_pit_state2 pit;
 	struct kvm_irqchip chip;
 	uint8_t buf[IOAPIC_LEN > PIT_LEN ? IOAPIC_LEN : PIT_LEN];
-	struct enc e;
+	struct codec c;
 	size_t start = tlv_section_begin(w, SECTION_VM, 0, 1, 1);
-	int64_t now;
 
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0) {
 		pr_err("KVM_GET_CLOCK: %s", strerror(errno));
@@ -317,28 +336,9 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 		pr_err("KVM_GET_PIT2: %s", strerror(errno));
 		return -errno;
 	}
-	/* A channel's load time is host CLOCK_MONOTONIC; it is saved relative to now. */
-	now = monotonic_ns();
-	e = (struct enc){ buf, 0, sizeof(buf) };
-	for (int i = 0; i < 3; i++) {
-		const struct kvm_pit_channel_state *c = &pit.channels[i];
-
-		e32(&e, c->count);
-		e16(&e, c->latched_count);
-		e8(&e, c->count_latched);
-		e8(&e, c->status_latched);
-		e8(&e, c->status);
-		e8(&e, c->read_state);
-		e8(&e, c->write_state);
-		e8(&e, c->write_latch);
-		e8(&e, c->rw_mode);
-		e8(&e, c->mode);
-		e8(&e, c->bcd);
-		e8(&e, c->gate);
-		e64(&e, (uint64_t)(c->count_load_time - now));
-	}
-	e32(&e, pit.flags);
-	tlv_put(w, VM_T_PIT, buf, (uint32_t)e.off);
+	c = ENCODER(buf);
+	pit_codec(&c, &pit, monotonic_ns());
+	tlv_put(w, VM_T_PIT, buf, (uint32_t)c.off);
 
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
 		memset(&chip, 0, sizeof(chip));
@@ -347,22 +347,12 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 			pr_err("KVM_GET_IRQCHIP %u: %s", id, strerror(errno));
 			return -errno;
 		}
-		e = (struct enc){ buf, 0, sizeof(buf) };
-		if (id == KVM_IRQCHIP_IOAPIC) {
-			const struct kvm_ioapic_state *io = &chip.chip.ioapic;
-
-			e64(&e, io->base_address);
-			e32(&e, io->ioregsel);
-			e32(&e, io->id);
-			e32(&e, io->irr);
-			for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
-				e64(&e, io->redirtbl[i].bits);
-			tlv_put(w, VM_T_IOAPIC, buf, (uint32_t)e.off);
-		} else {
-			enc_pic(&e, &chip.chip.pic);
-			tlv_put(w, id == KVM_IRQCHIP_PIC_MASTER ? VM_T_PIC_MASTER : VM_T_PIC_SLAVE,
-				buf, (uint32_t)e.off);
-		}
+		c = ENCODER(buf);
+		if (id == KVM_IRQCHIP_IOAPIC)
+			ioapic_codec(&c, &chip.chip.ioapic);
+		else
+			pic_codec(&c, &chip.chip.pic);
+		tlv_put(w, irqchip_tag(id), buf, (uint32_t)c.off);
 	}
 	tlv_section_end(w, start);
 	return w->err;
@@ -376,73 +366,42 @@ static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 	struct kvm_clock_data clock = { 0 };
 	struct kvm_pit_state2 pit;
 	struct kvm_irqchip chip;
-	struct dec d;
+	struct codec c;
 	int r;
 
-	r = field_dec(s, VM_T_PIT, PIT_LEN, &d);
+	r = field_decoder(s, VM_T_PIT, PIT_LEN, &c);
 	if (r < 0)
 		return r;
 	if (r) {
-		int64_t now = monotonic_ns();
-
 		memset(&pit, 0, sizeof(pit));
-		for (int i = 0; i < 3; i++) {
-			struct kvm_pit_channel_state *c = &pit.channels[i];
-
-			c->count = d32(&d);
-			c->latched_count = d16(&d);
-			c->count_latched = d8(&d);
-			c->status_latched = d8(&d);
-			c->status = d8(&d);
-			c->read_state = d8(&d);
-			c->write_state = d8(&d);
-			c->write_latch = d8(&d);
-			c->rw_mode = d8(&d);
-			c->mode = d8(&d);
-			c->bcd = d8(&d);
-			c->gate = d8(&d);
-			c->count_load_time = now + (int64_t)d64(&d);
-		}
-		pit.flags = d32(&d);
+		pit_codec(&c, &pit, monotonic_ns());
 		if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
 			pr_err("KVM_SET_PIT2: %s", strerror(errno));
 			return -errno;
 		}
 	}
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
-		uint16_t tag = id == KVM_IRQCHIP_PIC_MASTER  ? VM_T_PIC_MASTER
-			       : id == KVM_IRQCHIP_PIC_SLAVE ? VM_T_PIC_SLAVE
-							     : VM_T_IOAPIC;
-
-		r = field_dec(s, tag, id == KVM_IRQCHIP_IOAPIC ? IOAPIC_LEN : PIC_LEN, &d);
-		if (r <= 0) {
-			if (r < 0)
-				return r;
+		r = field_decoder(s, irqchip_tag(id),
+				  id == KVM_IRQCHIP_IOAPIC ? IOAPIC_LEN : PIC_LEN, &c);
+		if (r < 0)
+			return r;
+		if (!r)
 			continue;
-		}
 		memset(&chip, 0, sizeof(chip));
 		chip.chip_id = id;
-		if (id == KVM_IRQCHIP_IOAPIC) {
-			struct kvm_ioapic_state *io = &chip.chip.ioapic;
-
-			io->base_address = d64(&d);
-			io->ioregsel = d32(&d);
-			io->id = d32(&d);
-			io->irr = d32(&d);
-			for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
-				io->redirtbl[i].bits = d64(&d);
-		} else {
-			dec_pic(&d, &chip.chip.pic);
-		}
+		if (id == KVM_IRQCHIP_IOAPIC)
+			ioapic_codec(&c, &chip.chip.ioapic);
+		else
+			pic_codec(&c, &chip.chip.pic);
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
 			pr_err("KVM_SET_IRQCHIP %u: %s", id, strerror(errno));
 			return -errno;
 		}
 	}
 	{
-		uint64_t c = 0, saved_rt = 0;
+		uint64_t saved_clock = 0, saved_rt = 0;
 
-		r = tlv_get_u64(s, VM_T_CLOCK, &c);
+		r = tlv_get_u64(s, VM_T_CLOCK, &saved_clock);
 		if (!r)
 			r = tlv_get_u64(s, VM_T_REALTIME, &saved_rt);
 		if (r)
@@ -450,7 +409,7 @@ static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 		vm->load_advance_ns = 0;
 		if (advance && saved_rt && realtime_ns() > (int64_t)saved_rt)
 			vm->load_advance_ns = (uint64_t)(realtime_ns() - (int64_t)saved_rt);
-		clock.clock = c + vm->load_advance_ns;
+		clock.clock = saved_clock + vm->load_advance_ns;
 	}
 	if (clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
 		pr_err("KVM_SET_CLOCK: %s", strerror(errno));
@@ -481,146 +440,79 @@ enum {
 #define MSR_ENTRY_LEN 12
 #define XCR_ENTRY_LEN 12
 
-static void enc_regs(struct enc *e, const struct kvm_regs *r)
+static void regs_codec(struct codec *c, struct kvm_regs *r)
 {
-	const uint64_t v[18] = { r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
-				 r->rsp, r->rbp, r->r8,	 r->r9,	 r->r10, r->r11,
-				 r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags };
-
-	for (int i = 0; i < 18; i++)
-		e64(e, v[i]);
-}
-
-static void dec_regs(struct dec *d, struct kvm_regs *r)
-{
-	__u64 *v[18] = { &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
+	__u64 *f[18] = { &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
 			 &r->rsp, &r->rbp, &r->r8,  &r->r9,  &r->r10, &r->r11,
 			 &r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags };
 
 	for (int i = 0; i < 18; i++)
-		*v[i] = d64(d);
+		c64(c, f[i]);
 }
 
-static void enc_seg(struct enc *e, const struct kvm_segment *s)
+static void seg_codec(struct codec *c, struct kvm_segment *s)
 {
-	e64(e, s->base);
-	e32(e, s->limit);
-	e16(e, s->selector);
-	e8(e, s->type);
-	e8(e, s->present);
-	e8(e, s->dpl);
-	e8(e, s->db);
-	e8(e, s->s);
-	e8(e, s->l);
-	e8(e, s->g);
-	e8(e, s->avl);
-	e8(e, s->unusable);
+	__u8 *f[9] = { &s->type, &s->present, &s->dpl, &s->db,	    &s->s,
+		       &s->l,	 &s->g,	      &s->avl, &s->unusable };
+
+	c64(c, &s->base);
+	c32(c, &s->limit);
+	c16(c, &s->selector);
+	for (int i = 0; i < 9; i++)
+		c8(c, f[i]);
 }
 
-static void dec_seg(struct dec *d, struct kvm_segment *s)
-{
-	s->base = d64(d);
-	s->limit = d32(d);
-	s->selector = d16(d);
-	s->type = d8(d);
-	s->present = d8(d);
-	s->dpl = d8(d);
-	s->db = d8(d);
-	s->s = d8(d);
-	s->l = d8(d);
-	s->g = d8(d);
-	s->avl = d8(d);
-	s->unusable = d8(d);
-}
-
-static void enc_sregs(struct enc *e, const struct kvm_sregs *s)
-{
-	const struct kvm_segment *segs[8] = { &s->cs, &s->ds, &s->es, &s->fs,
-					      &s->gs, &s->ss, &s->tr, &s->ldt };
-
-	for (int i = 0; i < 8; i++)
-		enc_seg(e, segs[i]);
-	e64(e, s->gdt.base);
-	e16(e, s->gdt.limit);
-	e64(e, s->idt.base);
-	e16(e, s->idt.limit);
-	e64(e, s->cr0);
-	e64(e, s->cr2);
-	e64(e, s->cr3);
-	e64(e, s->cr4);
-	e64(e, s->cr8);
-	e64(e, s->efer);
-	e64(e, s->apic_base);
-	for (int i = 0; i < 4; i++)
-		e64(e, s->interrupt_bitmap[i]);
-}
-
-static void dec_sregs(struct dec *d, struct kvm_sregs *s)
+static void sregs_codec(struct codec *c, struct kvm_sregs *s)
 {
 	struct kvm_segment *segs[8] = { &s->cs, &s->ds, &s->es, &s->fs,
 					&s->gs, &s->ss, &s->tr, &s->ldt };
+	__u64 *f[7] = { &s->cr0, &s->cr2, &s->cr3, &s->cr4, &s->cr8, &s->efer, &s->apic_base };
 
 	for (int i = 0; i < 8; i++)
-		dec_seg(d, segs[i]);
-	s->gdt.base = d64(d);
-	s->gdt.limit = d16(d);
-	s->idt.base = d64(d);
-	s->idt.limit = d16(d);
-	s->cr0 = d64(d);
-	s->cr2 = d64(d);
-	s->cr3 = d64(d);
-	s->cr4 = d64(d);
-	s->cr8 = d64(d);
-	s->efer = d64(d);
-	s->apic_base = d64(d);
+		seg_codec(c, segs[i]);
+	c64(c, &s->gdt.base);
+	c16(c, &s->gdt.limit);
+	c64(c, &s->idt.base);
+	c16(c, &s->idt.limit);
+	for (int i = 0; i < 7; i++)
+		c64(c, f[i]);
 	for (int i = 0; i < 4; i++)
-		s->interrupt_bitmap[i] = d64(d);
+		c64(c, &s->interrupt_bitmap[i]);
 }
 
-static void enc_events(struct enc *e, const struct kvm_vcpu_events *v)
+static void events_codec(struct codec *c, struct kvm_vcpu_events *v)
 {
-	e8(e, v->exception.injected);
-	e8(e, v->exception.nr);
-	e8(e, v->exception.has_error_code);
-	e8(e, v->exception.pending);
-	e32(e, v->exception.error_code);
-	e8(e, v->interrupt.injected);
-	e8(e, v->interrupt.nr);
-	e8(e, v->interrupt.soft);
-	e8(e, v->interrupt.shadow);
-	e8(e, v->nmi.injected);
-	e8(e, v->nmi.pending);
-	e8(e, v->nmi.masked);
-	e8(e, 0);
-	e32(e, v->sipi_vector);
-	e32(e, v->flags);
-	e8(e, v->smi.smm);
-	e8(e, v->smi.pending);
-	e8(e, v->smi.smm_inside_nmi);
-	e8(e, v->smi.latched_init);
+	__u8 pad = 0;
+	__u8 *f[12] = {
+		&v->exception.injected, &v->exception.nr,	&v->exception.has_error_code,
+		&v->exception.pending,	&v->interrupt.injected, &v->interrupt.nr,
+		&v->interrupt.soft,	&v->interrupt.shadow,	&v->nmi.injected,
+		&v->nmi.pending,	&v->nmi.masked,		&pad
+	};
+	__u8 *smi[4] = { &v->smi.smm, &v->smi.pending, &v->smi.smm_inside_nmi,
+			 &v->smi.latched_init };
+
+	for (int i = 0; i < 4; i++)
+		c8(c, f[i]);
+	c32(c, &v->exception.error_code);
+	for (int i = 4; i < 12; i++)
+		c8(c, f[i]);
+	c32(c, &v->sipi_vector);
+	c32(c, &v->flags);
+	for (int i = 0; i < 4; i++)
+		c8(c, smi[i]);
 }
 
-static void dec_events(struct dec *d, struct kvm_vcpu_events *v)
+static void debugregs_codec(struct codec *c, struct kvm_debugregs *d)
 {
-	v->exception.injected = d8(d);
-	v->exception.nr = d8(d);
-	v->exception.has_error_code = d8(d);
-	v->exception.pending = d8(d);
-	v->exception.error_code = d32(d);
-	v->interrupt.injected = d8(d);
-	v->interrupt.nr = d8(d);
-	v->interrupt.soft = d8(d);
-	v->interrupt.shadow = d8(d);
-	v->nmi.injected = d8(d);
-	v->nmi.pending = d8(d);
-	v->nmi.masked = d8(d);
-	(void)d8(d);
-	v->sipi_vector = d32(d);
-	v->flags = d32(d);
-	v->smi.smm = d8(d);
-	v->smi.pending = d8(d);
-	v->smi.smm_inside_nmi = d8(d);
-	v->smi.latched_init = d8(d);
+	for (int i = 0; i < 4; i++)
+		c64(c, &d->db[i]);
+	c64(c, &d->dr6);
+	__u32 flags = (__u32)d->flags;
+
+	c64(c, &d->dr7);
+	c32(c, &flags); /* only low bits are defined */
+	d->flags = flags;
 }
 
 /* The MSRs KVM says are worth saving (KVM_GET_MSR_INDEX_LIST: hardware and emulated ones,
@@ -699,7 +591,7 @@ static int save_vcpu(struct vcpu *vcpu, struct tlv_writer *w)
 	struct kvm_msr_list *list = NULL;
 	struct kvm_msrs *m;
 	uint8_t buf[SREGS_LEN + 64], *mb;
-	struct enc e;
+	struct codec c;
 	size_t start;
 	int ret;
 
@@ -712,12 +604,12 @@ static int save_vcpu(struct vcpu *vcpu, struct tlv_writer *w)
 		return -errno;
 	}
 	start = tlv_section_begin(w, SECTION_VCPU, vcpu->index, 1, 1);
-	e = (struct enc){ buf, 0, sizeof(buf) };
-	enc_regs(&e, &regs);
-	tlv_put(w, VCPU_T_REGS, buf, (uint32_t)e.off);
-	e = (struct enc){ buf, 0, sizeof(buf) };
-	enc_sregs(&e, &sregs);
-	tlv_put(w, VCPU_T_SREGS, buf, (uint32_t)e.off);
+	c = ENCODER(buf);
+	regs_codec(&c, &regs);
+	tlv_put(w, VCPU_T_REGS, buf, (uint32_t)c.off);
+	c = ENCODER(buf);
+	sregs_codec(&c, &sregs);
+	tlv_put(w, VCPU_T_SREGS, buf, (uint32_t)c.off);
 	/* XSAVE area in the architectural (hardware-defined) layout; legacy FPU/SSE state
 	 * included. */
 	if (ioctl(vcpu->fd, KVM_GET_XSAVE, &xsave) == 0)
@@ -727,27 +619,23 @@ static int save_vcpu(struct vcpu *vcpu, struct tlv_writer *w)
 			strerror(errno));
 	if (ioctl(vcpu->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0 &&
 	    ioctl(vcpu->fd, KVM_GET_XCRS, &xcrs) == 0) {
-		e = (struct enc){ buf, 0, sizeof(buf) };
+		c = ENCODER(buf);
 		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++) {
-			e32(&e, xcrs.xcrs[i].xcr);
-			e64(&e, xcrs.xcrs[i].value);
+			c32(&c, &xcrs.xcrs[i].xcr);
+			c64(&c, &xcrs.xcrs[i].value);
 		}
-		tlv_put(w, VCPU_T_XCRS, buf, (uint32_t)e.off);
+		tlv_put(w, VCPU_T_XCRS, buf, (uint32_t)c.off);
 	}
 	/* The APIC register page, also a hardware layout. */
 	tlv_put(w, VCPU_T_LAPIC, lapic.regs, sizeof(lapic.regs));
-	e = (struct enc){ buf, 0, sizeof(buf) };
-	enc_events(&e, &ev);
-	tlv_put(w, VCPU_T_EVENTS, buf, (uint32_t)e.off);
+	c = ENCODER(buf);
+	events_codec(&c, &ev);
+	tlv_put(w, VCPU_T_EVENTS, buf, (uint32_t)c.off);
 	tlv_put_u32(w, VCPU_T_MP_STATE, mp.mp_state);
 	if (ioctl(vcpu->fd, KVM_GET_DEBUGREGS, &dbg) == 0) {
-		e = (struct enc){ buf, 0, sizeof(buf) };
-		for (int i = 0; i < 4; i++)
-			e64(&e, dbg.db[i]);
-		e64(&e, dbg.dr6);
-		e64(&e, dbg.dr7);
-		e32(&e, dbg.flags);
-		tlv_put(w, VCPU_T_DEBUGREGS, buf, (uint32_t)e.off);
+		c = ENCODER(buf);
+		debugregs_codec(&c, &dbg);
+		tlv_put(w, VCPU_T_DEBUGREGS, buf, (uint32_t)c.off);
 	}
 
 	ret = msr_list(vcpu->vm, &list);
@@ -766,12 +654,12 @@ static int save_vcpu(struct vcpu *vcpu, struct tlv_writer *w)
 	for (uint32_t i = 0; i < list->nmsrs; i++)
 		m->entries[i].index = list->indices[i];
 	msrs_transfer(vcpu, m, KVM_GET_MSRS);
-	e = (struct enc){ mb, 0, (size_t)list->nmsrs * MSR_ENTRY_LEN };
+	c = (struct codec){ mb, 0, (size_t)list->nmsrs * MSR_ENTRY_LEN, false };
 	for (uint32_t i = 0; i < m->nmsrs; i++) {
-		e32(&e, m->entries[i].index);
-		e64(&e, m->entries[i].data);
+		c32(&c, &m->entries[i].index);
+		c64(&c, &m->entries[i].data);
 	}
-	tlv_put(w, VCPU_T_MSRS, mb, (uint32_t)e.off);
+	tlv_put(w, VCPU_T_MSRS, mb, (uint32_t)c.off);
 	free(m);
 	free(mb);
 	tlv_section_end(w, start);
@@ -792,7 +680,7 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 	struct kvm_xsave xsave;
 	struct kvm_xcrs xcrs;
 	struct tlv_field f;
-	struct dec d;
+	struct codec c;
 	const char *what = NULL;
 	int r;
 
@@ -801,20 +689,20 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		return -EINVAL;
 	if (ioctl(vcpu->fd, KVM_SET_MP_STATE, &mp) < 0)
 		what = "KVM_SET_MP_STATE";
-	r = field_dec(s, VCPU_T_REGS, REGS_LEN, &d);
+	r = field_decoder(s, VCPU_T_REGS, REGS_LEN, &c);
 	if (r < 0)
 		return r;
 	if (r) {
-		dec_regs(&d, &regs);
+		regs_codec(&c, &regs);
 		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 			what = "KVM_SET_REGS";
 	}
-	r = field_dec(s, VCPU_T_SREGS, SREGS_LEN, &d);
+	r = field_decoder(s, VCPU_T_SREGS, SREGS_LEN, &c);
 	if (r < 0)
 		return r;
 	if (r) {
 		memset(&sregs, 0, sizeof(sregs));
-		dec_sregs(&d, &sregs);
+		sregs_codec(&c, &sregs);
 		if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 			what = "KVM_SET_SREGS";
 	}
@@ -829,11 +717,11 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		if (f.len % XCR_ENTRY_LEN || f.len / XCR_ENTRY_LEN > KVM_MAX_XCRS)
 			return -EINVAL;
 		memset(&xcrs, 0, sizeof(xcrs));
-		d = (struct dec){ f.data, 0 };
+		field_decoder(s, VCPU_T_XCRS, f.len, &c);
 		xcrs.nr_xcrs = f.len / XCR_ENTRY_LEN;
 		for (uint32_t i = 0; i < xcrs.nr_xcrs; i++) {
-			xcrs.xcrs[i].xcr = d32(&d);
-			xcrs.xcrs[i].value = d64(&d);
+			c32(&c, &xcrs.xcrs[i].xcr);
+			c64(&c, &xcrs.xcrs[i].value);
 		}
 		if (xcrs.nr_xcrs && ioctl(vcpu->fd, KVM_SET_XCRS, &xcrs) < 0)
 			what = "KVM_SET_XCRS";
@@ -854,11 +742,11 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		m = calloc(1, sizeof(*m) + (size_t)n * sizeof(struct kvm_msr_entry));
 		if (!m)
 			return -ENOMEM;
-		d = (struct dec){ f.data, 0 };
+		field_decoder(s, VCPU_T_MSRS, f.len, &c);
 		m->nmsrs = n;
 		for (uint32_t i = 0; i < n; i++) {
-			m->entries[i].index = d32(&d);
-			m->entries[i].data = d64(&d);
+			c32(&c, &m->entries[i].index);
+			c64(&c, &m->entries[i].data);
 			if (m->entries[i].index == MSR_IA32_TSC && vcpu->vm->tsc_khz)
 				m->entries[i].data +=
 					vcpu->vm->load_advance_ns * vcpu->vm->tsc_khz / 1000000ULL;
@@ -867,25 +755,21 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 			pr_debug("vcpu%u: %u of %u MSRs restored", vcpu->index, m->nmsrs, n);
 		free(m);
 	}
-	r = field_dec(s, VCPU_T_DEBUGREGS, DEBUGREGS_LEN, &d);
+	r = field_decoder(s, VCPU_T_DEBUGREGS, DEBUGREGS_LEN, &c);
 	if (r < 0)
 		return r;
 	if (r) {
 		memset(&dbg, 0, sizeof(dbg));
-		for (int i = 0; i < 4; i++)
-			dbg.db[i] = d64(&d);
-		dbg.dr6 = d64(&d);
-		dbg.dr7 = d64(&d);
-		dbg.flags = d32(&d);
+		debugregs_codec(&c, &dbg);
 		if (ioctl(vcpu->fd, KVM_SET_DEBUGREGS, &dbg) < 0)
 			pr_debug("vcpu%u: KVM_SET_DEBUGREGS: %s", vcpu->index, strerror(errno));
 	}
-	r = field_dec(s, VCPU_T_EVENTS, EVENTS_LEN, &d);
+	r = field_decoder(s, VCPU_T_EVENTS, EVENTS_LEN, &c);
 	if (r < 0)
 		return r;
 	if (r) {
 		memset(&ev, 0, sizeof(ev));
-		dec_events(&d, &ev);
+		events_codec(&c, &ev);
 		/* Only what every KVM with these capabilities accepts. */
 		ev.flags &= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
 			    KVM_VCPUEVENT_VALID_SHADOW;
