@@ -29,49 +29,32 @@ struct codec {
 
 #define ENCODER(buf) ((struct codec){ (buf), 0, sizeof(buf), false })
 
-static void c8(struct codec *c, __u8 *v)
-{
-	if (c->off + 1 <= c->cap) {
-		if (c->dec)
-			*v = c->p[c->off];
-		else
-			c->p[c->off] = *v;
+#define CODEC_FN(name, type, size, get, put)             \
+	static void name(struct codec *c, type *v)       \
+	{                                                \
+		if (c->off + (size) <= c->cap) {         \
+			if (c->dec)                      \
+				*v = get(c->p + c->off); \
+			else                             \
+				put(c->p + c->off, *v);  \
+		}                                        \
+		c->off += (size);                        \
 	}
-	c->off += 1;
+
+static uint8_t get_u8(const uint8_t *p)
+{
+	return *p;
 }
 
-static void c16(struct codec *c, __u16 *v)
+static void put_u8(uint8_t *p, uint8_t v)
 {
-	if (c->off + 2 <= c->cap) {
-		if (c->dec)
-			*v = get_le16(c->p + c->off);
-		else
-			put_le16(c->p + c->off, *v);
-	}
-	c->off += 2;
+	*p = v;
 }
 
-static void c32(struct codec *c, __u32 *v)
-{
-	if (c->off + 4 <= c->cap) {
-		if (c->dec)
-			*v = get_le32(c->p + c->off);
-		else
-			put_le32(c->p + c->off, *v);
-	}
-	c->off += 4;
-}
-
-static void c64(struct codec *c, __u64 *v)
-{
-	if (c->off + 8 <= c->cap) {
-		if (c->dec)
-			*v = get_le64(c->p + c->off);
-		else
-			put_le64(c->p + c->off, *v);
-	}
-	c->off += 8;
-}
+CODEC_FN(c8, __u8, 1, get_u8, put_u8)
+CODEC_FN(c16, __u16, 2, get_le16, put_le16)
+CODEC_FN(c32, __u32, 4, get_le32, put_le32)
+CODEC_FN(c64, __u64, 8, get_le64, put_le64)
 
 /* A fixed-layout field to decode: 1 with c set up, 0 when absent, -EINVAL for a wrong length. */
 static int field_decoder(const struct tlv_section *s, uint16_t tag, size_t len, struct codec *c)
