@@ -55,4 +55,17 @@ int virtio_balloon_request_stats(struct virtio_pci *vp);
 void virtio_balloon_get_status(struct virtio_pci *vp, struct balloon_status *st);
 extern const struct device_ops virtio_balloon_device_ops;
 
+/* virtio-vsock (device ID 19) for guest CID cid, in userspace: host programs reach guest ports
+ * through the unix socket uds ("CONNECT <port>\n", answered "OK <host port>\n"), and guest
+ * connections to CID 2 port P go to the unix socket uds_P (see vsock.c). uds may be NULL: no
+ * host side, every connection is refused. */
+int virtio_vsock_create(struct virtio_pci **out, const struct virtio_pci_host *host,
+			struct pci_bus *pci, struct bus *mmio, uint32_t intx_irq, uint32_t cid,
+			const char *uds);
+/* What the main loop does when the device's sockets are ready (tests call it directly). */
+void virtio_vsock_poll(struct virtio_pci *vp);
+/* Closes the device's sockets and frees it (tests; machines keep their devices). */
+void virtio_vsock_destroy(struct virtio_pci *vp);
+extern const struct device_ops virtio_vsock_device_ops;
+
 #endif

@@ -287,5 +287,16 @@ int vm_setup_virtio(struct vm *vm,
 			return ret;
 		}
 	}
+	if (vm->cfg->vsock) {
+		ret = virtio_vsock_create(&vm->virtio_vsock, &vm->virtio_host, &vm->pci, &vm->mmio,
+					  virtio_intx_irqs[nirq++ % ARRAY_SIZE(virtio_intx_irqs)],
+					  vm->cfg->vsock_cid, vm->cfg->vsock_uds);
+		if (!ret)
+			ret = add(vm, &virtio_vsock_device_ops, vm->virtio_vsock);
+		if (ret) {
+			pr_err("virtio-vsock %s: %s", vm->cfg->vsock, strerror(-ret));
+			return ret;
+		}
+	}
 	return 0;
 }
