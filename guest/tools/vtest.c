@@ -106,7 +106,8 @@ static char buf[65536];
 
 static int do_listen(unsigned int port)
 {
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port,
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+				  .svm_port = port,
 				  .svm_cid = VMADDR_CID_ANY };
 	long fd = sys(SYS_socket, AF_VSOCK, SOCK_STREAM, 0, 0, 0, 0), c, n;
 	unsigned long total = 0;
@@ -140,7 +141,8 @@ static int do_listen(unsigned int port)
 
 static int do_connect(unsigned int port, const char *msg)
 {
-	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port,
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+				  .svm_port = port,
 				  .svm_cid = VMADDR_CID_HOST };
 	long fd = sys(SYS_socket, AF_VSOCK, SOCK_STREAM, 0, 0, 0, 0), n;
 

@@ -203,8 +203,10 @@ int config_parse_vsock(const char *spec, uint32_t *cid, char *uds, size_t udslen
 				goto bad_cid;
 			*cid = (uint32_t)v;
 			have_cid = true;
-		} else if (!strncmp(p, "uds=", 4) && !end) {
+		} else if (!strncmp(p, "uds=", 4)) {
 			/* Last, so the path may hold commas; room for "_PORT" is checked too. */
+			n = strlen(p);
+			end = NULL;
 			if (n == 4 || n - 4 + 11 >= udslen) {
 				snprintf(err, errlen, "uds=PATH: empty or too long ('%s')", p + 4);
 				return -EINVAL;
