@@ -5,8 +5,8 @@
  *   vtest listen PORT        accept one AF_VSOCK connection on PORT, echo it back until EOF
  *   vtest connect PORT MSG   connect to the host (CID 2) on PORT, send MSG, half-close, print
  *                            what comes back until EOF
- *   vtest touch MIB          fault in MIB of anonymous memory, then exit (the pages are free
- *                            again, but were resident in the host)
+ *   vtest touch MIB [SECS]   fault in MIB of anonymous memory, keep it SECS seconds, then exit
+ *                            (the pages are free again, but were resident in the host)
  *
  * Prints "vtest: ..." lines; exits 0 on success, 1 on failure. Built by guest/build.sh. */
 
@@ -14,6 +14,7 @@
 #define SYS_write 1
 #define SYS_close 3
 #define SYS_mmap 9
+#define SYS_nanosleep 35
 #define SYS_socket 41
 #define SYS_connect 42
 #define SYS_accept 43
@@ -162,8 +163,10 @@ static int do_connect(unsigned int port, const char *msg)
 	return 0;
 }
 
-static int do_touch(unsigned long mib)
+static int do_touch(unsigned long mib, unsigned long secs)
 {
+	long ts[2] = { (long)secs, 0 };
+
 	long p = sys(SYS_mmap, 0, (long)(mib << 20), 3 /* RW */, 0x22 /* PRIVATE|ANON */, -1, 0);
 
 	if (p < 0 && p > -4096)
@@ -171,6 +174,8 @@ static int do_touch(unsigned long mib)
 	for (unsigned long off = 0; off < mib << 20; off += 4096)
 		((volatile char *)p)[off] = 1;
 	out("vtest: touched\n");
+	if (secs)
+		sys(SYS_nanosleep, (long)ts, 0, 0, 0, 0, 0);
 	return 0;
 }
 
@@ -180,9 +185,9 @@ static int run(int argc, char **argv)
 		return do_listen((unsigned int)num(argv[2]));
 	if (argc == 4 && streq(argv[1], "connect"))
 		return do_connect((unsigned int)num(argv[2]), argv[3]);
-	if (argc == 3 && streq(argv[1], "touch"))
-		return do_touch(num(argv[2]));
-	out("usage: vtest listen PORT | connect PORT MSG | touch MIB\n");
+	if ((argc == 3 || argc == 4) && streq(argv[1], "touch"))
+		return do_touch(num(argv[2]), argc == 4 ? num(argv[3]) : 0);
+	out("usage: vtest listen PORT | connect PORT MSG | touch MIB [SECS]\n");
 	return 1;
 }
 
