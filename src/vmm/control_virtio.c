@@ -57,7 +57,10 @@ static void handle_balloon(struct vm *vm, json_object *req, char *out, size_t ou
 		reply_error(out, outlen, "balloon needs \"target_mib\": a number of MiB >= 0");
 		return;
 	}
-	ret = virtio_balloon_set_target(vm->virtio_balloon, (uint64_t)mib << 20);
+	/* 2^30 MiB is past any RAM and keeps the shift below from overflowing. */
+	ret = mib > (1LL << 30)
+		      ? -ERANGE
+		      : virtio_balloon_set_target(vm->virtio_balloon, (uint64_t)mib << 20);
 	if (ret) {
 		reply_error(out, outlen,
 			    ret == -ERANGE ? "target_mib is larger than guest RAM"
