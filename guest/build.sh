@@ -47,7 +47,7 @@ kkey=$( {
 key=$( {
 	echo "$kkey"
 	sed -n '/^# BEGIN INITRAMFS/,/^# END INITRAMFS/p' "$here/build.sh"
-	cat "$here"/rootfs/*
+	cat "$here"/rootfs/* "$here"/tools/*.c
 	dpkg-query -W busybox-static
 } | sha256sum | cut -c1-16)
 kout="$cache_root/kernel/$kkey"
@@ -97,7 +97,10 @@ fi
 # END KERNEL BUILD
 
 # BEGIN INITRAMFS
-# busybox-static, our init, inittab and profile.
+# busybox-static, our init, inittab and profile, and vtest (guest/tools/vtest.c: vsock echo and
+# memory toucher for the device tests; freestanding, so it is a few KiB and needs no libc).
+gcc -static -nostdlib -Os -fno-stack-protector -ffreestanding -fno-pie -no-pie -s \
+	-o "$work/vtest" "$here/tools/vtest.c"
 list="$work/initramfs.list"
 {
 	echo "dir /dev 0755 0 0"
@@ -109,6 +112,7 @@ list="$work/initramfs.list"
 	echo "file /init $here/rootfs/init 0755 0 0"
 	echo "file /etc/inittab $here/rootfs/inittab 0644 0 0"
 	echo "file /etc/profile $here/rootfs/profile 0644 0 0"
+	echo "file /bin/vtest $work/vtest 0755 0 0"
 	# Debian's busybox shell runs applets without links (FEATURE_SH_STANDALONE, through
 	# /proc/self/exe); only what is exec'd by path needs one. Every entry costs emulated
 	# kernel time when unpacked.

@@ -38,6 +38,10 @@ static const char usage[] =
 	"                         shows a progress line until it ends (exit 0 when completed)\n"
 	"  migrate-status         progress: phase, rounds, bytes, dirty rate, expected downtime\n"
 	"  migrate-cancel         abandon the migration; the VM keeps running here\n"
+	"  balloon MIB            set the balloon's target (vireo run --balloon): the guest gives\n"
+	"                         MIB of its RAM back to the host; 0 deflates it\n"
+	"  balloon-stats          balloon size and the guest's memory statistics (the guest\n"
+	"                         refreshes them after each request: ask again for newer ones)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --sock PATH        the control socket\n"
@@ -169,7 +173,7 @@ int vmctl_main(int argc, char **argv)
 	};
 	const char *sock = NULL, *cmd, *arg = NULL;
 	bool json = false, force = false, paused = false, wait = false;
-	int64_t timeout = -1, downtime = -1;
+	int64_t timeout = -1, downtime = -1, balloon_mib = -1;
 	char abs[4096];
 	uint64_t v;
 	char reply[4096];
@@ -242,6 +246,14 @@ int vmctl_main(int argc, char **argv)
 			arg = abs;
 		}
 	}
+	if (!strcmp(cmd, "balloon")) {
+		if (optind >= argc || parse_u64(argv[optind], &v) < 0 || v > (1ULL << 30)) {
+			fprintf(stderr, "vireo vmctl: balloon needs a size in MiB\n");
+			return 2;
+		}
+		balloon_mib = (int64_t)v;
+		optind++;
+	}
 	if (optind < argc) {
 		fprintf(stderr, "vireo vmctl: unexpected argument '%s'\n", argv[optind]);
 		return 2;
@@ -256,6 +268,8 @@ int vmctl_main(int argc, char **argv)
 		json_object_object_add(req, "paused", json_object_new_boolean(1));
 	if (downtime >= 0)
 		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(downtime));
+	if (balloon_mib >= 0)
+		json_object_object_add(req, "target_mib", json_object_new_int64(balloon_mib));
 	if (arg)
 		json_object_object_add(req, !strcmp(cmd, "snapshot") ? "path" : "uri",
 				       json_object_new_string(arg));

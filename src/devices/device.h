@@ -23,6 +23,8 @@ enum state_section_id {
 	/* 32 and up: virtio devices */
 	SECTION_VIRTIO_RNG = 32,
 	SECTION_VIRTIO_CONSOLE = 33,
+	SECTION_VIRTIO_BALLOON = 36,
+	SECTION_VIRTIO_VSOCK = 37,
 };
 
 struct device_ops {

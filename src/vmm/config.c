@@ -58,6 +58,18 @@ static const char usage[] =
 	"                           socket: listens on a unix socket for one client, which\n"
 	"                           sends and receives; file: guest output is appended to PATH.\n"
 	"                           With --restore, PATH replaces the saved one\n"
+	"      --balloon[=deflate-on-oom]\n"
+	"                           virtio-balloon: `vireo vmctl balloon MIB` sets its target;\n"
+	"                           inflated and free-reported guest pages go back to the host;\n"
+	"                           memory statistics with `vireo vmctl balloon-stats`.\n"
+	"                           deflate-on-oom lets the guest take pages back under memory\n"
+	"                           pressure (its MemTotal then stays the same)\n"
+	"      --vsock cid=N[,uds=PATH]\n"
+	"                           virtio-vsock with guest CID N (3 and up). Host programs\n"
+	"                           connect to the unix socket PATH and send \"CONNECT PORT\\n\"\n"
+	"                           to reach a guest listener; guest connections to CID 2 port\n"
+	"                           P go to the unix socket PATH_P. With --restore, replaces the\n"
+	"                           saved value (connections are reset either way)\n"
 	"\n"
 	"Console and lifetime:\n"
 	"      --console stdio|file:PATH|socket:PATH|none\n"
@@ -104,6 +116,8 @@ enum {
 	OPT_INCOMING,
 	OPT_RNG,
 	OPT_VIRTIO_CONSOLE,
+	OPT_BALLOON,
+	OPT_VSOCK,
 };
 
 static const struct option long_opts[] = {
@@ -127,6 +141,8 @@ static const struct option long_opts[] = {
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "virtio-console", required_argument, NULL, OPT_VIRTIO_CONSOLE },
+	{ "balloon", optional_argument, NULL, OPT_BALLOON },
+	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -161,6 +177,52 @@ static int choose(const char *arg, const char *opt, const char *const *names, in
 	off = (size_t)snprintf(err, errlen, "%s: '%s': expected", opt, arg);
 	for (int i = 0; names[i] && off < errlen; i++)
 		off += (size_t)snprintf(err + off, errlen - off, "%s %s", i ? "," : "", names[i]);
+	return -EINVAL;
+}
+
+int config_parse_vsock(const char *spec, uint32_t *cid, char *uds, size_t udslen, char *err,
+		       size_t errlen)
+{
+	const char *p = spec;
+	bool have_cid = false;
+	uint64_t v;
+
+	uds[0] = '\0';
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char num[24];
+
+		if (n > 4 && !strncmp(p, "cid=", 4)) {
+			if (n - 4 >= sizeof(num))
+				goto bad_cid;
+			memcpy(num, p + 4, n - 4);
+			num[n - 4] = '\0';
+			/* 0, 1 and 2 are the hypervisor, local and host; -1 is "any". */
+			if (parse_u64(num, &v) < 0 || v < 3 || v >= 0xffffffffULL)
+				goto bad_cid;
+			*cid = (uint32_t)v;
+			have_cid = true;
+		} else if (!strncmp(p, "uds=", 4)) {
+			/* Last, so the path may hold commas; room for "_PORT" is checked too. */
+			n = strlen(p);
+			end = NULL;
+			if (n == 4 || n - 4 + 11 >= udslen) {
+				snprintf(err, errlen, "uds=PATH: empty or too long ('%s')", p + 4);
+				return -EINVAL;
+			}
+			memcpy(uds, p + 4, n - 4);
+			uds[n - 4] = '\0';
+		} else {
+			snprintf(err, errlen, "'%s': expected cid=N[,uds=PATH]", spec);
+			return -EINVAL;
+		}
+		p += n + (end ? 1 : 0);
+	}
+	if (have_cid)
+		return 0;
+bad_cid:
+	snprintf(err, errlen, "'%s': needs cid=N with N from 3 to 4294967294", spec);
 	return -EINVAL;
 }
 
@@ -325,6 +387,25 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 					   optarg + 7);
 			cfg->virtio_console = optarg;
 			break;
+		case OPT_BALLOON:
+			machine_opt = "--balloon";
+			cfg->balloon = true;
+			if (optarg && !strcmp(optarg, "deflate-on-oom"))
+				cfg->balloon_flags |= 1u; /* BALLOON_DEFLATE_ON_OOM */
+			else if (optarg)
+				return bad(err, errlen,
+					   "--balloon: '%s': the only option is deflate-on-oom",
+					   optarg);
+			break;
+		case OPT_VSOCK: {
+			char msg[200];
+
+			if (config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_uds,
+					       sizeof(cfg->vsock_uds), msg, sizeof(msg)))
+				return bad(err, errlen, "--vsock: %s", msg);
+			cfg->vsock = optarg;
+			break;
+		}
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
 			break;

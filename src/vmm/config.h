@@ -56,6 +56,11 @@ struct vm_config {
 	const char *incoming; /* tcp:HOST:PORT to receive a migrating VM on */
 	bool virtio_rng; /* --rng */
 	const char *virtio_console; /* --virtio-console socket:PATH|file:PATH */
+	bool balloon; /* --balloon */
+	uint32_t balloon_flags; /* BALLOON_* of virtio/devices.h */
+	const char *vsock; /* --vsock cid=N[,uds=PATH], as given */
+	uint32_t vsock_cid; /* parsed from vsock */
+	char vsock_uds[108];
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;
@@ -70,6 +75,11 @@ struct vm_config {
  * usage text is then in *help_out), or -EINVAL with a one-line message in err. Checks values
  * that need no host access (sizes, counts, names); files are checked when loaded. */
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen);
+
+/* Parses a --vsock value "cid=N[,uds=PATH]": N in 3 .. 0xfffffffe, PATH shorter than a unix
+ * socket path. Returns 0 or -EINVAL with a message in err. */
+int config_parse_vsock(const char *spec, uint32_t *cid, char *uds, size_t udslen, char *err,
+		       size_t errlen);
 
 /* The `vireo run --help` text. */
 const char *config_run_usage(void);

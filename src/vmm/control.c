@@ -269,11 +269,15 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 			reply_error(out, outlen, "no migration is running");
 			goto out_req;
 		}
+	} else if (control_virtio_handle(vm, cmd, req, out, outlen)) {
+		goto out_req;
 	} else {
-		snprintf(msg, sizeof(msg),
-			 "unknown command '%.60s' (status, pause, resume, stop, reset, "
-			 "power-button, snapshot, migrate, migrate-status, migrate-cancel)",
-			 cmd);
+		snprintf(
+			msg, sizeof(msg),
+			"unknown command '%.60s' (status, pause, resume, stop, reset, "
+			"power-button, snapshot, migrate, migrate-status, migrate-cancel, balloon, "
+			"balloon-stats)",
+			cmd);
 		reply_error(out, outlen, msg);
 		goto out_req;
 	}
@@ -299,7 +303,7 @@ static void drop(struct control_client *cl)
 int control_serve(struct control *c, int i, struct vm *vm)
 {
 	struct control_client *cl = &c->clients[i];
-	char reply[1024];
+	char reply[4096];
 	ssize_t n;
 	char *nl;
 

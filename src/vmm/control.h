@@ -36,4 +36,10 @@ int control_serve(struct control *c, int i, struct vm *vm);
  * for tests. */
 void control_handle(struct vm *vm, const char *request, char *out, size_t outlen);
 
+/* control_virtio.c: commands of virtio devices (balloon, balloon-stats). Returns 1 with the
+ * reply in out when cmd is one of them, else 0. req is a json_object. */
+struct json_object;
+int control_virtio_handle(struct vm *vm, const char *cmd, struct json_object *req, char *out,
+			  size_t outlen);
+
 #endif

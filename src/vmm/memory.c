@@ -64,6 +64,7 @@ int memory_map_fd(struct guest_mem *mem, int fd, uint64_t ram_size)
 		return -errno;
 	memory_attach(mem, p, ram_size);
 	mem->map_size = ram_size;
+	mem->file_backed = true;
 	return 0;
 }
 
@@ -145,4 +146,47 @@ void memory_dirty_take(struct guest_mem *mem, uint64_t first, uint64_t n, uint64
 
 	for (uint64_t i = 0; i < n / 64; i++)
 		out[i] = b ? __atomic_exchange_n(&b[first / 64 + i], 0, __ATOMIC_ACQ_REL) : 0;
+}
+
+/* Budget of fresh anonymous mappings over file-backed RAM; the default vm.max_map_count is 65530
+ * and the rest of the process needs some. */
+#define MEMORY_MAX_DISCARD_MAPS 16384
+
+static int discard_host(struct guest_mem *mem, uint8_t *p, size_t len)
+{
+	if (mem->file_backed && mem->discard_maps < MEMORY_MAX_DISCARD_MAPS) {
+		/* Same address, so KVM's memslot keeps its hva and follows the new pages through
+		 * its MMU notifier. The kernel checks the mapping count before it unmaps
+		 * anything, so a failure leaves the old pages in place. */
+		void *q = mmap(p, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+
+		if (q != MAP_FAILED) {
+			mem->discard_maps++;
+			return 0;
+		}
+	}
+	return madvise(p, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+int64_t memory_discard(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint64_t page = mem->hugepages ? 2 * MIB : 4096;
+	uint64_t start = ALIGN_UP(gpa, page), end;
+	uint8_t *p;
+	int ret;
+
+	if (!len || gpa + len < gpa || !memory_gpa_ptr(mem, gpa, len))
+		return -EINVAL;
+	end = (gpa + len) & ~(page - 1);
+	if (end <= start)
+		return 0;
+	p = memory_gpa_ptr(mem, start, end - start);
+	if (!p || !mem->base)
+		return -EINVAL;
+	ret = discard_host(mem, p, end - start);
+	if (ret)
+		return ret;
+	memory_mark_dirty(mem, start, end - start);
+	return (int64_t)(end - start);
 }

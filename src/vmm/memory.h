@@ -24,6 +24,12 @@ struct guest_mem {
 	uint8_t *base; /* host mapping of all RAM, owned here */
 	size_t map_size;
 	bool hugepages;
+	/* RAM is a private mapping of a file (memory_map_fd): a page dropped with MADV_DONTNEED
+	 * would read back the file's content, so memory_discard maps fresh zero pages instead. */
+	bool file_backed;
+	/* Fresh mappings made by memory_discard over file-backed RAM: each may split a VMA, and a
+	 * process has a limited number, so past a budget discards fall back to MADV_DONTNEED. */
+	unsigned int discard_maps;
 	/* While a migration runs: one bit per 4 KiB page of RAM (linear offset, low RAM first)
 	 * that the VMM itself wrote, which KVM's dirty log cannot see. */
 	uint64_t *dirty;
@@ -51,6 +57,13 @@ int memory_dirty_start(struct guest_mem *mem);
 void memory_dirty_stop(struct guest_mem *mem);
 void memory_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 void memory_dirty_take(struct guest_mem *mem, uint64_t first, uint64_t n, uint64_t *out);
+/* Gives the host pages wholly inside guest RAM [gpa, gpa + len) back to the host (balloon, free
+ * page reporting): they read as zero afterwards (or, past the mapping budget of file-backed
+ * RAM, as the snapshot file's content, which a guest must not rely on either way) and cost no
+ * memory until the guest touches them. Partial host pages at either end are kept (2 MiB with
+ * hugepages). The range is marked dirty for a running migration. Returns the bytes discarded,
+ * or -EINVAL when the range is not RAM, or -errno from the kernel. */
+int64_t memory_discard(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* End of RAM below the hole (the low region's end). */
 uint64_t memory_low_end(const struct guest_mem *mem);
 

@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "../virtio/devices.h"
 #include "vm.h"
 
 /* INTx lines for virtio functions, by creation order: ISA IRQs with no other user, which Linux
- * takes from the Interrupt Line register when ACPI has no _PRT (MSI-X is the normal path). */
+ * takes from the Interrupt Line register when ACPI has no _PRT (MSI-X is the normal path).
+ * Functions past the fourth share lines round-robin: only the INTx fallback would notice. */
 static const uint32_t virtio_intx_irqs[] = { 10, 11, 5, 9 };
 
 static int set_routes(struct vm *vm)
@@ -270,6 +272,29 @@ int vm_setup_virtio(struct vm *vm,
 			ret = add(vm, &virtio_console_device_ops, vm->virtio_console);
 		if (ret) {
 			pr_err("virtio-console %s: %s", vm->cfg->virtio_console, strerror(-ret));
+			return ret;
+		}
+	}
+	if (vm->cfg->balloon) {
+		ret = virtio_balloon_create(&vm->virtio_balloon, &vm->virtio_host, &vm->mem,
+					    &vm->pci, &vm->mmio,
+					    virtio_intx_irqs[nirq++ % ARRAY_SIZE(virtio_intx_irqs)],
+					    vm->cfg->balloon_flags);
+		if (!ret)
+			ret = add(vm, &virtio_balloon_device_ops, vm->virtio_balloon);
+		if (ret) {
+			pr_err("virtio-balloon: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	if (vm->cfg->vsock) {
+		ret = virtio_vsock_create(&vm->virtio_vsock, &vm->virtio_host, &vm->pci, &vm->mmio,
+					  virtio_intx_irqs[nirq++ % ARRAY_SIZE(virtio_intx_irqs)],
+					  vm->cfg->vsock_cid, vm->cfg->vsock_uds);
+		if (!ret)
+			ret = add(vm, &virtio_vsock_device_ops, vm->virtio_vsock);
+		if (ret) {
+			pr_err("virtio-vsock %s: %s", vm->cfg->vsock, strerror(-ret));
 			return ret;
 		}
 	}

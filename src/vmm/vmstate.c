@@ -82,6 +82,9 @@ enum {
 	CFG_T_TSC_KHZ,
 	CFG_T_VIRTIO_RNG, /* u8: the machine has virtio-rng */
 	CFG_T_VIRTIO_CONSOLE, /* the --virtio-console backend: the machine has virtio-console */
+	/* 0x40..0x4f: virtio-balloon and virtio-vsock (other devices have their own ranges). */
+	CFG_T_BALLOON = 0x40, /* u32 BALLOON_* flags: the machine has virtio-balloon */
+	CFG_T_VSOCK = 0x41, /* the --vsock value: the machine has virtio-vsock */
 };
 
 static void put_str(struct tlv_writer *w, uint16_t tag, const char *s)
@@ -110,6 +113,9 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 	put_str(w, CFG_T_KERNEL, cfg->kernel);
 	tlv_put_u8(w, CFG_T_VIRTIO_RNG, cfg->virtio_rng);
 	put_str(w, CFG_T_VIRTIO_CONSOLE, cfg->virtio_console);
+	if (cfg->balloon)
+		tlv_put_u32(w, CFG_T_BALLOON, cfg->balloon_flags);
+	put_str(w, CFG_T_VSOCK, cfg->vsock);
 	/* Read at creation: a vCPU ioctl from this thread would wait for a running vCPU to
 	 * leave KVM_RUN, and a migration sends this while the guest runs. */
 	if (vm->tsc_khz)
@@ -141,6 +147,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 	uint64_t mem = 0;
 	uint32_t ncpus = 0;
 	uint8_t pvm = 0, rng = 0;
+	struct tlv_field f;
 	char *feats;
 	int ret;
 
@@ -200,6 +207,24 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 		cfg->virtio_console = NULL;
 	else if (!cfg->virtio_console)
 		cfg->virtio_console = sc->virtio_console;
+	cfg->balloon = tlv_find(&s, CFG_T_BALLOON, &f);
+	cfg->balloon_flags = 0;
+	if (tlv_get_u32(&s, CFG_T_BALLOON, &cfg->balloon_flags)) {
+		snprintf(err, errlen, "malformed machine configuration (balloon)");
+		return -EINVAL;
+	}
+	/* Like the console's backend, a --vsock given with --restore replaces the saved one:
+	 * connections do not survive anyway, and the guest rereads its CID after the transport
+	 * reset event. */
+	sc->vsock = get_str(&s, CFG_T_VSOCK);
+	if (!sc->vsock) {
+		cfg->vsock = NULL;
+	} else if (!cfg->vsock) {
+		cfg->vsock = sc->vsock;
+		if (config_parse_vsock(cfg->vsock, &cfg->vsock_cid, cfg->vsock_uds,
+				       sizeof(cfg->vsock_uds), err, errlen))
+			return -EINVAL;
+	}
 	return 0;
 }
 

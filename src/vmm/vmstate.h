@@ -20,6 +20,7 @@ struct vmstate_config {
 	char *payload;
 	char *kernel;
 	char *virtio_console;
+	char *vsock;
 	uint32_t tsc_khz;
 };
 

@@ -245,6 +245,47 @@ static void test_virtio_options(void **state)
 			 0);
 }
 
+static void test_balloon_vsock_options(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("--kernel", "k", NULL), 0);
+	assert_false(cfg.balloon);
+	assert_null(cfg.vsock);
+	assert_int_equal(parse("--kernel", "k", "--balloon", NULL), 0);
+	assert_true(cfg.balloon);
+	assert_int_equal(cfg.balloon_flags, 0);
+	assert_int_equal(parse("--kernel", "k", "--balloon=deflate-on-oom", NULL), 0);
+	assert_int_equal(cfg.balloon_flags, 1);
+	assert_int_equal(parse("--kernel", "k", "--balloon=huge", NULL), -EINVAL);
+	assert_err_contains("--balloon");
+	/* The balloon is part of the machine. */
+	assert_int_equal(parse("--restore", "d", "--balloon", NULL), -EINVAL);
+
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=3", NULL), 0);
+	assert_int_equal(cfg.vsock_cid, 3);
+	assert_string_equal(cfg.vsock_uds, "");
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=42,uds=/run/v,1.sock", NULL), 0);
+	assert_int_equal(cfg.vsock_cid, 42);
+	assert_string_equal(cfg.vsock_uds, "/run/v,1.sock");
+	assert_string_equal(cfg.vsock, "cid=42,uds=/run/v,1.sock");
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=2", NULL), -EINVAL);
+	assert_err_contains("cid=N");
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=4294967295", NULL), -EINVAL);
+	assert_int_equal(parse("--kernel", "k", "--vsock", "uds=/x", NULL), -EINVAL);
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=3,port=1", NULL), -EINVAL);
+	assert_int_equal(parse("--kernel", "k", "--vsock", "cid=3,uds=", NULL), -EINVAL);
+	assert_int_equal(
+		parse("--kernel", "k", "--vsock",
+		      "cid=3,uds=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		      NULL),
+		-EINVAL);
+	assert_err_contains("too long");
+	/* A new CID or socket path for a restored VM. */
+	assert_int_equal(parse("--restore", "d", "--vsock", "cid=5,uds=/run/w.sock", NULL), 0);
+	assert_int_equal(cfg.vsock_cid, 5);
+}
+
 static void test_on_reboot(void **state)
 {
 	(void)state;
@@ -365,6 +406,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_virtio_options),
+		cmocka_unit_test(test_balloon_vsock_options),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_cpus),
