@@ -780,3 +780,14 @@ int virtio_blk_close(struct virtio_pci *vp)
 
 const struct device_ops virtio_blk_device_ops =
 	VIRTIO_PCI_DEVICE_OPS("virtio-blk", SECTION_VIRTIO_BLK);
+
+void virtio_blk_destroy(struct virtio_pci *vp)
+{
+	struct virtio_blk *blk = to_blk(vp);
+
+	virtio_blk_close(vp);
+	free(blk->path);
+	free(blk->frozen);
+	free(blk->reqs);
+	free(blk);
+}

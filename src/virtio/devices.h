@@ -63,5 +63,7 @@ int virtio_blk_release(struct virtio_pci *vp);
 int virtio_blk_reacquire(struct virtio_pci *vp);
 /* At exit: drain, flush, close (the qcow2 dirty bit is cleared). Returns the flush result. */
 int virtio_blk_close(struct virtio_pci *vp);
+/* Closes and frees the device (tests; a machine's devices live as long as the process). */
+void virtio_blk_destroy(struct virtio_pci *vp);
 
 #endif
