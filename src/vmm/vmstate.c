@@ -300,7 +300,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 		ret = get_disk(&f, &cfg->disks[cfg->ndisks]);
 		if (ret) {
 			snprintf(err, errlen, "malformed disk %u in the machine configuration",
-				 tag - CFG_T_DISK);
+				 (unsigned int)(tag - CFG_T_DISK));
 			return ret;
 		}
 		cfg->ndisks++;
