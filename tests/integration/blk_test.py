@@ -52,14 +52,14 @@ class SlowGuest(Guest):
         return super().run(command, timeout, retry_segv)
 
 
-def restore(snap, overlay_dir, name, *extra):
+def restore(snap, overlay_dir, name, *extra, fixture=True):
     os.makedirs(overlay_dir, exist_ok=True)
     g = SlowGuest(VIREO, ["--restore", snap, "--overlay-dir", overlay_dir, "--timeout", "900",
                           "-v"] + list(extra), os.path.join(WORK, f"blk-{name}-console.log"))
     # Kernel messages off the console (a PVM-host segfault report would land in the middle of
     # a command's output), and the fixture's background counter stopped: its `sleep` processes
     # are what usually hits that flake, and the test does not need it.
-    g.run("dmesg -n 1; kill %1 2>/dev/null; true", timeout=300)
+    g.run("dmesg -n 1; kill %1 2>/dev/null; true" if fixture else "dmesg -n 1", timeout=300)
     return g
 
 
@@ -126,9 +126,9 @@ def disks_part(snap, tmp):
         out = g.run("mount -t ext4 /dev/vda /mnt && echo mounted")
         check("ext4 on vda mounts", "mounted" in out.splitlines()[-1:], out[-300:])
         t = time.monotonic()
-        out = g.run("seq 1 40000 > /mnt/a && echo hello-from-guest > /mnt/hello && sync && "
+        out = g.run("seq 1 20000 > /mnt/a && echo hello-from-guest > /mnt/hello && sync && "
                     "wc -c < /mnt/a", timeout=900)
-        check("230 KB written and synced", out.splitlines()[-1:] == ["228894"],
+        check("108 KB written and synced", out.splitlines()[-1:] == ["108894"],
               f"{out[-200:]!r} in {time.monotonic() - t:.1f} s")
         out = g.run("dd if=/dev/zero of=/dev/vdb bs=512 count=1 2>&1; echo rc=$?")
         check("writing the read-only disk fails in the guest", "rc=1" in out, out[-200:])
@@ -148,11 +148,11 @@ def disks_part(snap, tmp):
     raw = to_raw(ov, tmp, "p1")
     rc, log = fsck(raw)
     check("e2fsck -fn of the guest's disk is clean", rc == 0, log if rc else "")
-    check("the file the guest wrote is on the disk", debugfs_cat(raw, "/a") == seq_text(1, 40000))
+    check("the file the guest wrote is on the disk", debugfs_cat(raw, "/a") == seq_text(1, 20000))
     check("... and the small one", debugfs_cat(raw, "/hello") == "hello-from-guest\n")
     grown = actual_size(ov)
-    check("the overlay grew by about what the guest wrote (230 KB + metadata and journal)",
-          200_000 < grown < 2_500_000, f"{grown} bytes")
+    check("the overlay grew by about what the guest wrote (108 KB + metadata and journal)",
+          100_000 < grown < 2_000_000, f"{grown} bytes")
     check("the snapshot's frozen images did not change", (sha(disk0), sha(data1)) == before)
     os.unlink(raw)
 
@@ -198,7 +198,7 @@ def snapshot_part(snap, tmp):
         check("the original VM's disk checks clean", rc == 0, log if rc else "")
         os.unlink(raw)
 
-        b = restore(snap2, db, "snap-b")
+        b = restore(snap2, db, "snap-b", fixture=False)
         out = b.run("tail -n1 /mnt/log; ls /mnt/after_snapshot 2>&1", timeout=180)
         check("the restored VM does not see what the original wrote after the snapshot",
               "No such file" in out, out[-200:])
@@ -243,7 +243,8 @@ def migration_part(snap, tmp):
         code = src.wait_exit(300)
         check("the source exits once the destination runs the guest", code == 0,
               f"status {code}: {src.stderr[-400:]}")
-        out = dst.run("cat /mnt/m; echo dst >> /mnt/m; sync; cat /mnt/m | tr '\\n' ' '",
+        # Idempotent: Guest.run repeats a command hit by the PVM segfault flake.
+        out = dst.run("(cat /mnt/m; echo dst) > /mnt/m2; sync; cat /mnt/m2 | tr '\\n' ' '",
                       timeout=300)
         check("the destination reads and writes the same disk", out.split()[-2:] == ["src", "dst"],
               out[-200:])
@@ -252,7 +253,7 @@ def migration_part(snap, tmp):
         raw = to_raw(os.path.join(dm, "disk0.snap.r1.qcow2"), tmp, "m")
         rc, log = fsck(raw)
         check("the migrated VM's disk checks clean", rc == 0, log if rc else "")
-        check("... and has both hosts' writes", debugfs_cat(raw, "/m") == "src\ndst\n")
+        check("... and has both hosts' writes", debugfs_cat(raw, "/m2") == "src\ndst\n")
         os.unlink(raw)
     finally:
         src.kill()
