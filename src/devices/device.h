@@ -25,6 +25,7 @@ enum state_section_id {
 	SECTION_VIRTIO_CONSOLE = 33,
 	SECTION_VIRTIO_BALLOON = 36,
 	SECTION_VIRTIO_VSOCK = 37,
+	SECTION_VIRTIO_BLK = 34, /* one per disk (instance = disk index) */
 };
 
 struct device_ops {
@@ -37,6 +38,11 @@ struct device_ops {
 	/* From a section the caller checked (id, min_version <= our version). Missing fields keep
 	 * the device's reset values; a malformed field gives -EINVAL. */
 	int (*load)(void *dev, const struct tlv_section *s);
+	/* Optional. The vCPUs are parked (vm_pause): finish in-flight work (a disk drains its
+	 * requests) and start none until resume, so a state saved now has nothing pending. */
+	void (*quiesce)(void *dev);
+	/* Optional. Undoes quiesce before the vCPUs run again (vm_resume). */
+	void (*resume)(void *dev);
 };
 
 #endif

@@ -578,6 +578,24 @@ int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops
 	return ret;
 }
 
+void virtio_pci_quiesce(void *dev)
+{
+	struct virtio_pci *vp = dev;
+
+	pthread_mutex_lock(&vp->vdev.lock);
+	virtio_dev_quiesce(&vp->vdev);
+	pthread_mutex_unlock(&vp->vdev.lock);
+}
+
+void virtio_pci_resume(void *dev)
+{
+	struct virtio_pci *vp = dev;
+
+	pthread_mutex_lock(&vp->vdev.lock);
+	virtio_dev_resume(&vp->vdev);
+	pthread_mutex_unlock(&vp->vdev.lock);
+}
+
 /* ---- state ---- */
 
 /* Section fields (the section id is the device's). Tags from VIRTIO_TAG_DEVICE up are the

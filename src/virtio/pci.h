@@ -96,10 +96,13 @@ void virtio_pci_bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 /* device_ops for the registry: each virtio device has its own section id. */
 int virtio_pci_save(void *dev, struct tlv_writer *w);
 int virtio_pci_load(void *dev, const struct tlv_section *s);
-#define VIRTIO_PCI_DEVICE_OPS(name_, section_)                                             \
-	{                                                                                  \
-		.name = (name_), .section_id = (section_), .version = 1, .min_version = 1, \
-		.save = virtio_pci_save, .load = virtio_pci_load                           \
+void virtio_pci_quiesce(void *dev);
+void virtio_pci_resume(void *dev);
+#define VIRTIO_PCI_DEVICE_OPS(name_, section_)                                                   \
+	{                                                                                        \
+		.name = (name_), .section_id = (section_), .version = 1, .min_version = 1,       \
+		.save = virtio_pci_save, .load = virtio_pci_load, .quiesce = virtio_pci_quiesce, \
+		.resume = virtio_pci_resume                                                      \
 	}
 
 #endif

@@ -100,7 +100,7 @@ void virtio_dev_process(struct virtio_dev *vdev, unsigned int q)
 	int ret;
 
 	if (q >= vdev->ops->num_queues || !virtio_live(vdev) || !vdev->vqs[q].ready ||
-	    !vdev->ops->notify)
+	    !vdev->ops->notify || vdev->quiesced)
 		return;
 	ret = vdev->ops->notify(vdev, q);
 	if (ret < 0) {
@@ -109,6 +109,28 @@ void virtio_dev_process(struct virtio_dev *vdev, unsigned int q)
 		snprintf(why, sizeof(why), "bad request on queue %u", q);
 		virtio_set_needs_reset(vdev, why, ret);
 	}
+}
+
+void virtio_dev_quiesce(struct virtio_dev *vdev)
+{
+	if (vdev->quiesced)
+		return;
+	vdev->quiesced = true;
+	if (vdev->ops->quiesce)
+		vdev->ops->quiesce(vdev);
+}
+
+void virtio_dev_resume(struct virtio_dev *vdev)
+{
+	if (!vdev->quiesced)
+		return;
+	vdev->quiesced = false;
+	if (vdev->ops->resume)
+		vdev->ops->resume(vdev);
+	/* Notifications that arrived meanwhile were dropped: look at every queue once. */
+	for (unsigned int q = 0; q < vdev->ops->num_queues; q++)
+		if (virtq_has_avail(&vdev->vqs[q]))
+			virtio_dev_process(vdev, q);
 }
 
 void virtio_queue_interrupt(struct virtio_dev *vdev, unsigned int q)

@@ -67,6 +67,13 @@ struct virtio_device_ops {
 	 * Optional. load runs after the transport state is loaded. */
 	int (*save)(struct virtio_dev *vdev, struct tlv_writer *w);
 	int (*load)(struct virtio_dev *vdev, const struct tlv_section *s);
+	/* The machine is pausing (snapshot, migration, pause command): finish what is in flight so
+	 * the state saved next has nothing pending. Queues are not processed until resume.
+	 * Optional. */
+	void (*quiesce)(struct virtio_dev *vdev);
+	/* The machine runs again. Queues with buffers waiting are processed after this. Optional.
+	 */
+	void (*resume)(struct virtio_dev *vdev);
 };
 
 /* How the core raises interrupts, implemented by the transport. */
@@ -89,6 +96,8 @@ struct virtio_dev {
 	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
 	/* Malformed-ring reports logged so far (a guest must not flood the log). */
 	unsigned int errors_logged;
+	/* Between virtio_dev_quiesce and virtio_dev_resume: queues are left alone. */
+	bool quiesced;
 };
 
 void virtio_dev_init(struct virtio_dev *vdev, const struct virtio_device_ops *ops, void *priv,
@@ -101,6 +110,10 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status);
 void virtio_dev_reset(struct virtio_dev *vdev);
 /* Runs the device's notify for queue q if the device is live; sets NEEDS_RESET on error. */
 void virtio_dev_process(struct virtio_dev *vdev, unsigned int q);
+
+/* The machine pauses / runs again (lock held): see quiesce and resume in the ops. */
+void virtio_dev_quiesce(struct virtio_dev *vdev);
+void virtio_dev_resume(struct virtio_dev *vdev);
 
 /* For devices. */
 static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned int bit)

@@ -70,6 +70,17 @@ static const char usage[] =
 	"                           to reach a guest listener; guest connections to CID 2 port\n"
 	"                           P go to the unix socket PATH_P. With --restore, replaces the\n"
 	"                           saved value (connections are reset either way)\n"
+	"      --disk PATH[,format=qcow2|raw][,readonly][,serial=ID]\n"
+	"                           virtio-blk disk backed by a qcow2 or raw image (vda, vdb, ...\n"
+	"                           in a Linux guest, in the order given; up to 16). format:\n"
+	"                           default probes the qcow2 magic; readonly: the guest cannot\n"
+	"                           write (VIRTIO_BLK_F_RO); serial: up to 20 characters the\n"
+	"                           guest reads as the disk's ID (/sys/block/vda/serial). PATH\n"
+	"                           cannot contain a comma. Repeatable\n"
+	"      --overlay-dir DIR    where the qcow2 overlays vireo creates go: the running VM's\n"
+	"                           new top image at each snapshot, and the private overlay a\n"
+	"                           restored VM writes to (default: next to the image they sit\n"
+	"                           on). See docs/snapshots.md\n"
 	"\n"
 	"Console and lifetime:\n"
 	"      --console stdio|file:PATH|socket:PATH|none\n"
@@ -118,6 +129,8 @@ enum {
 	OPT_VIRTIO_CONSOLE,
 	OPT_BALLOON,
 	OPT_VSOCK,
+	OPT_DISK,
+	OPT_OVERLAY_DIR,
 };
 
 static const struct option long_opts[] = {
@@ -143,6 +156,8 @@ static const struct option long_opts[] = {
 	{ "virtio-console", required_argument, NULL, OPT_VIRTIO_CONSOLE },
 	{ "balloon", optional_argument, NULL, OPT_BALLOON },
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "overlay-dir", required_argument, NULL, OPT_OVERLAY_DIR },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -224,6 +239,71 @@ int config_parse_vsock(const char *spec, uint32_t *cid, char *uds, size_t udslen
 bad_cid:
 	snprintf(err, errlen, "'%s': needs cid=N with N from 3 to 4294967294", spec);
 	return -EINVAL;
+}
+
+void config_disk_name(const char *path, char *name, size_t len)
+{
+	const char *base = strrchr(path, '/');
+	char *dot;
+
+	base = base ? base + 1 : path;
+	snprintf(name, len, "%s", *base ? base : "disk");
+	/* "disk.qcow2" -> "disk"; a leading dot is part of the name. */
+	dot = strrchr(name, '.');
+	if (dot && dot != name)
+		*dot = '\0';
+}
+
+/* PATH[,format=qcow2|raw][,readonly][,serial=ID] */
+static int parse_disk(const char *arg, struct vm_disk *d, char *err, size_t errlen)
+{
+	const char *comma = strchr(arg, ',');
+	size_t plen = comma ? (size_t)(comma - arg) : strlen(arg);
+	char *path;
+
+	memset(d, 0, sizeof(*d));
+	if (!plen)
+		return bad(err, errlen, "--disk '%s': no image path", arg);
+	/* Lives as long as the process, as optarg strings do. */
+	path = strndup(arg, plen);
+	if (!path)
+		return bad(err, errlen, "--disk '%s': out of memory", arg);
+	d->path = path;
+	config_disk_name(path, d->name, sizeof(d->name));
+	while (comma) {
+		const char *opt = comma + 1, *end = strchr(opt, ',');
+		size_t olen = end ? (size_t)(end - opt) : strlen(opt);
+
+		comma = end;
+		if (olen == 8 && !strncmp(opt, "readonly", 8)) {
+			d->read_only = true;
+		} else if (olen > 7 && !strncmp(opt, "format=", 7)) {
+			char fmt[16];
+
+			snprintf(fmt, sizeof(fmt), "%.*s", (int)(olen - 7), opt + 7);
+			if (blk_parse_format(fmt, &d->format))
+				return bad(err, errlen, "--disk '%s': format must be qcow2 or raw",
+					   arg);
+		} else if (olen > 7 && !strncmp(opt, "serial=", 7)) {
+			if (olen - 7 > VM_DISK_SERIAL_MAX)
+				return bad(err, errlen,
+					   "--disk '%s': serial longer than 20 characters", arg);
+			for (size_t i = 7; i < olen; i++)
+				if (opt[i] < 0x21 || opt[i] > 0x7e)
+					return bad(err, errlen,
+						   "--disk '%s': serial must be printable ASCII "
+						   "without spaces",
+						   arg);
+			memcpy(d->serial, opt + 7, olen - 7);
+			d->serial[olen - 7] = '\0';
+		} else {
+			return bad(err, errlen,
+				   "--disk '%s': unknown option (expected format=qcow2|raw, "
+				   "readonly, serial=ID)",
+				   arg);
+		}
+	}
+	return 0;
 }
 
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -406,6 +486,20 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			cfg->vsock = optarg;
 			break;
 		}
+		case OPT_DISK:
+			machine_opt = "--disk";
+			if (cfg->ndisks >= VM_MAX_DISKS)
+				return bad(err, errlen, "--disk %s: at most 16 disks", optarg);
+			if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))
+				return -EINVAL;
+			cfg->ndisks++;
+			break;
+		case OPT_OVERLAY_DIR:
+			if (!*optarg)
+				return bad(err, errlen, "%s",
+					   "--overlay-dir: empty directory name");
+			cfg->overlay_dir = optarg;
+			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
 			break;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../block/block.h"
 #include "cpuid.h"
 
 enum pvm_mode {
@@ -31,6 +32,20 @@ enum boot_protocol {
 };
 
 #define VM_MAX_CPUS_DEFAULT 254 /* APIC IDs fit in 8 bits (xAPIC, MP table, MADT type 0) */
+#define VM_MAX_DISKS 16 /* configuration tags 0x20..0x2f, one per disk */
+#define VM_DISK_SERIAL_MAX 20 /* VIRTIO_BLK_ID_BYTES */
+#define VM_DISK_NAME_MAX 64
+
+/* One --disk. */
+struct vm_disk {
+	const char *path;
+	enum blk_format format; /* AUTO: probe */
+	bool read_only;
+	char serial[VM_DISK_SERIAL_MAX + 1]; /* "" when none */
+	/* Stem of the overlay files vireo creates for this disk (docs/snapshots.md): the first
+	 * image's file name without its extension. Kept across snapshots and restores. */
+	char name[VM_DISK_NAME_MAX];
+};
 
 struct vm_config {
 	const char *kernel;
@@ -61,6 +76,9 @@ struct vm_config {
 	const char *vsock; /* --vsock cid=N[,uds=PATH], as given */
 	uint32_t vsock_cid; /* parsed from vsock */
 	char vsock_uds[108];
+	struct vm_disk disks[VM_MAX_DISKS]; /* --disk, in order: vda, vdb, ... */
+	unsigned int ndisks;
+	const char *overlay_dir; /* --overlay-dir: where new qcow2 overlays go */
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;
@@ -80,6 +98,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
  * socket path. Returns 0 or -EINVAL with a message in err. */
 int config_parse_vsock(const char *spec, uint32_t *cid, char *uds, size_t udslen, char *err,
 		       size_t errlen);
+/* The overlay name stem of an image: its file name without the extension. */
+void config_disk_name(const char *path, char *name, size_t len);
 
 /* The `vireo run --help` text. */
 const char *config_run_usage(void);

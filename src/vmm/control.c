@@ -129,7 +129,8 @@ static void handle_migrate_status(struct vm *vm, char *out, size_t outlen)
  * resumes unless it was paused before or "paused" asks to leave it so. */
 static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t outlen)
 {
-	struct snapshot_result res;
+	/* Static: two 4 KiB paths per disk. Only the main loop's thread handles requests. */
+	static struct snapshot_result res;
 	json_object *arg, *r;
 	bool leave_paused = false;
 	char err[512];
@@ -160,6 +161,20 @@ static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t o
 	json_object_object_add(r, "state_bytes", json_object_new_int64((int64_t)res.state_bytes));
 	json_object_object_add(r, "memory_bytes", json_object_new_int64((int64_t)res.memory_bytes));
 	json_object_object_add(r, "pause_ms", json_object_new_double(res.pause_ms));
+	if (res.ndisks) {
+		json_object *disks = json_object_new_array();
+
+		for (unsigned int i = 0; i < res.ndisks; i++) {
+			json_object *d = json_object_new_object();
+
+			json_object_object_add(d, "frozen",
+					       json_object_new_string(res.disks[i].frozen));
+			json_object_object_add(d, "active",
+					       json_object_new_string(res.disks[i].active));
+			json_object_array_add(disks, d);
+		}
+		json_object_object_add(r, "disks", disks);
+	}
 	reply_ok(vm, r, out, outlen);
 }
 
@@ -303,7 +318,8 @@ static void drop(struct control_client *cl)
 int control_serve(struct control *c, int i, struct vm *vm)
 {
 	struct control_client *cl = &c->clients[i];
-	char reply[4096];
+	/* Room for a snapshot reply listing every disk's images. */
+	static char reply[16384];
 	ssize_t n;
 	char *nl;
 

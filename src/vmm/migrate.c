@@ -358,7 +358,7 @@ static void *migration_thread(void *arg)
 	uint8_t start[16], cfghdr[20];
 	char err[256] = "";
 	double t0 = now_ms(), t_pause = 0, bw = 0;
-	bool logging = false, paused = false;
+	bool logging = false, paused = false, released = false;
 	uint64_t sent = 0;
 	int64_t dirty = 0;
 	int fd = -1, ret;
@@ -481,6 +481,15 @@ static void *migration_thread(void *arg)
 		goto out;
 	}
 	paused = true;
+	/* Shared storage: the destination opens the images once it has the state, so this side
+	 * flushes and closes them now (paused, the disks are drained). */
+	ret = vm_disks_release(vm);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot flush and close the disk images: %s",
+			 strerror(-ret));
+		goto out;
+	}
+	released = true;
 	{
 		/* What the last round left plus what the guest dirtied since. */
 		uint64_t *last = calloc(words, 8);
@@ -554,6 +563,8 @@ out:
 	if (paused)
 		m->status.downtime_ms = now_ms() - t_pause;
 	pthread_mutex_unlock(&m->lock);
+	if (released)
+		vm_disks_reacquire(vm);
 	if (paused)
 		vm_resume(vm);
 	pr_err("migration %s: %s; the VM keeps running here",

@@ -199,11 +199,17 @@ static void pci_port_filter(void *opaque, uint64_t offset, uint8_t *data, uint32
 		pci_io_port(&vm->pci, offset, data, len, is_write);
 }
 
+/* Devices of one kind (several disks) are told apart by their instance number: their order. */
 static int add_device(struct vm *vm, const struct device_ops *ops, void *dev)
 {
+	uint32_t instance = 0;
+
 	if (vm->ndevices >= VM_MAX_DEVICES)
 		return -ENOSPC;
-	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, 0 };
+	for (unsigned int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->section_id == ops->section_id)
+			instance++;
+	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, instance };
 	return 0;
 }
 
@@ -629,13 +635,23 @@ int vm_pause(struct vm *vm)
 	       __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == STOP_NONE)
 		ret = -pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
 	pthread_mutex_unlock(&vm->pause_lock);
-	if (ret)
+	if (ret) {
 		pr_err("pause: only %u of %u vCPUs stopped within 10 s", vm->parked, vm->nvcpus);
-	return ret;
+		return ret;
+	}
+	/* No vCPU adds work now; devices finish theirs (disks drain in-flight requests), so a
+	 * paused VM is a settled one that snapshots and migration can save. */
+	for (unsigned int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->quiesce)
+			vm->devices[i].ops->quiesce(vm->devices[i].dev);
+	return 0;
 }
 
 int vm_resume(struct vm *vm)
 {
+	for (unsigned int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->resume)
+			vm->devices[i].ops->resume(vm->devices[i].dev);
 	pthread_mutex_lock(&vm->pause_lock);
 	__atomic_store_n(&vm->paused, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->pause_cond);
@@ -960,6 +976,8 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	/* The vCPUs are gone: flush and close the disk images (clears their qcow2 dirty bit). */
+	vm_disks_close(vm);
 	free(vm->supported_cpuid);
 	vm->supported_cpuid = NULL;
 	if (vm->vm_fd >= 0)

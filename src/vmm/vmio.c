@@ -17,6 +17,12 @@
  * Functions past the fourth share lines round-robin: only the INTx fallback would notice. */
 static const uint32_t virtio_intx_irqs[] = { 10, 11, 5, 9 };
 
+/* Functions beyond the fourth share lines: INTx is only the fallback without MSI-X. */
+static uint32_t intx_irq(unsigned int *n)
+{
+	return virtio_intx_irqs[(*n)++ % ARRAY_SIZE(virtio_intx_irqs)];
+}
+
 static int set_routes(struct vm *vm)
 {
 	struct {
@@ -256,7 +262,7 @@ int vm_setup_virtio(struct vm *vm,
 	};
 	if (vm->cfg->virtio_rng) {
 		ret = virtio_rng_create(&vm->virtio_rng, &vm->virtio_host, &vm->pci, &vm->mmio,
-					virtio_intx_irqs[nirq++]);
+					intx_irq(&nirq));
 		if (!ret)
 			ret = add(vm, &virtio_rng_device_ops, vm->virtio_rng);
 		if (ret) {
@@ -266,8 +272,7 @@ int vm_setup_virtio(struct vm *vm,
 	}
 	if (vm->cfg->virtio_console) {
 		ret = virtio_console_create(&vm->virtio_console, &vm->virtio_host, &vm->pci,
-					    &vm->mmio, virtio_intx_irqs[nirq++],
-					    vm->cfg->virtio_console);
+					    &vm->mmio, intx_irq(&nirq), vm->cfg->virtio_console);
 		if (!ret)
 			ret = add(vm, &virtio_console_device_ops, vm->virtio_console);
 		if (ret) {
@@ -277,8 +282,7 @@ int vm_setup_virtio(struct vm *vm,
 	}
 	if (vm->cfg->balloon) {
 		ret = virtio_balloon_create(&vm->virtio_balloon, &vm->virtio_host, &vm->mem,
-					    &vm->pci, &vm->mmio,
-					    virtio_intx_irqs[nirq++ % ARRAY_SIZE(virtio_intx_irqs)],
+					    &vm->pci, &vm->mmio, intx_irq(&nirq),
 					    vm->cfg->balloon_flags);
 		if (!ret)
 			ret = add(vm, &virtio_balloon_device_ops, vm->virtio_balloon);
@@ -289,12 +293,30 @@ int vm_setup_virtio(struct vm *vm,
 	}
 	if (vm->cfg->vsock) {
 		ret = virtio_vsock_create(&vm->virtio_vsock, &vm->virtio_host, &vm->pci, &vm->mmio,
-					  virtio_intx_irqs[nirq++ % ARRAY_SIZE(virtio_intx_irqs)],
-					  vm->cfg->vsock_cid, vm->cfg->vsock_uds);
+					  intx_irq(&nirq), vm->cfg->vsock_cid, vm->cfg->vsock_uds);
 		if (!ret)
 			ret = add(vm, &virtio_vsock_device_ops, vm->virtio_vsock);
 		if (ret) {
 			pr_err("virtio-vsock %s: %s", vm->cfg->vsock, strerror(-ret));
+			return ret;
+		}
+	}
+	for (unsigned int i = 0; i < vm->cfg->ndisks; i++) {
+		struct virtio_blk_opts opts;
+		char overlay[4096];
+
+		ret = vm_disk_prepare(vm, i, &opts, overlay, sizeof(overlay));
+		if (ret)
+			return ret;
+		ret = virtio_blk_create(&vm->virtio_blk[i], &vm->virtio_host, &vm->pci, &vm->mmio,
+					intx_irq(&nirq), &opts);
+		if (!ret) {
+			vm->ndisks = i + 1;
+			ret = add(vm, &virtio_blk_device_ops, vm->virtio_blk[i]);
+		}
+		if (ret) {
+			pr_err("--disk %s: cannot use it: %s", opts.path,
+			       ret == -ENOSPC ? "too many devices" : strerror(-ret));
 			return ret;
 		}
 	}

@@ -146,6 +146,11 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 	}
 	t_paused = now_ms();
 	tlv_writer_init(&w);
+	/* Paused and quiesced: the disks' images now match RAM. Freeze them, and let the VM go on
+	 * in new overlays; the configuration saved next names the frozen ones. */
+	ret = vm_snapshot_disks(vm, dir, res, err, errlen);
+	if (ret)
+		goto out;
 	ret = vmstate_save(vm, &w);
 	if (ret) {
 		snprintf(err, errlen, "saving the machine state failed: %s", strerror(-ret));
@@ -192,6 +197,7 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 out_io:
 	snprintf(err, errlen, "building the state file: %s", strerror(-ret));
 out:
+	vm_snapshot_disks_done(vm);
 	if (fd >= 0)
 		close(fd);
 	free(file);

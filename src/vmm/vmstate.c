@@ -15,6 +15,7 @@
 #include "../common/log.h"
 #include "../common/tlv.h"
 #include "../common/util.h"
+#include "../virtio/devices.h"
 #include "vm.h"
 #include "vmstate.h"
 
@@ -85,7 +86,72 @@ enum {
 	/* 0x40..0x4f: virtio-balloon and virtio-vsock (other devices have their own ranges). */
 	CFG_T_BALLOON = 0x40, /* u32 BALLOON_* flags: the machine has virtio-balloon */
 	CFG_T_VSOCK = 0x41, /* the --vsock value: the machine has virtio-vsock */
+	/* 0x20 + disk index (virtio-blk, vda first): u8 format (0 probe, 1 raw, 2 qcow2), u8 flags
+	 * (bit 0 read-only), u8 n + n bytes serial, u8 m + m bytes overlay name stem, then the
+	 * absolute image path (the rest). The image is the one the saved state goes with: a
+	 * snapshot's frozen image, or the source's top image for a migration. */
+	CFG_T_DISK = 0x20,
+	CFG_T_DISK_LAST = 0x2f,
 };
+
+#define DISK_FLAG_READ_ONLY 1
+
+static void put_disk(struct tlv_writer *w, uint16_t tag, const struct virtio_blk_info *d)
+{
+	size_t sl = strnlen(d->serial, sizeof(d->serial) - 1), nl = strlen(d->name);
+	size_t pl = strlen(d->path), len = 3 + sl + 1 + nl + pl;
+	uint8_t *buf = malloc(len), *p = buf;
+
+	if (!buf) {
+		w->err = -ENOMEM;
+		return;
+	}
+	*p++ = (uint8_t)d->format;
+	*p++ = d->read_only ? DISK_FLAG_READ_ONLY : 0;
+	*p++ = (uint8_t)sl;
+	memcpy(p, d->serial, sl);
+	p += sl;
+	*p++ = (uint8_t)nl;
+	memcpy(p, d->name, nl);
+	p += nl;
+	memcpy(p, d->path, pl);
+	tlv_put(w, tag, buf, (uint32_t)len);
+	free(buf);
+}
+
+/* Returns 0, or -EINVAL for a malformed field. The path is malloc'd (owned by cfg from then). */
+static int get_disk(const struct tlv_field *f, struct vm_disk *d)
+{
+	const uint8_t *p = f->data, *end = f->data + f->len;
+	size_t sl, nl;
+	char *path;
+
+	memset(d, 0, sizeof(*d));
+	if (f->len < 5 || p[0] > BLK_FORMAT_QCOW2 || (p[1] & ~DISK_FLAG_READ_ONLY))
+		return -EINVAL;
+	d->format = (enum blk_format)p[0];
+	d->read_only = p[1] & DISK_FLAG_READ_ONLY;
+	sl = p[2];
+	p += 3;
+	if (sl > VM_DISK_SERIAL_MAX || (size_t)(end - p) < sl + 1)
+		return -EINVAL;
+	memcpy(d->serial, p, sl);
+	p += sl;
+	nl = *p++;
+	if (nl >= sizeof(d->name) || (size_t)(end - p) < nl + 1)
+		return -EINVAL;
+	memcpy(d->name, p, nl);
+	p += nl;
+	if (memchr(p, 0, (size_t)(end - p)) || memchr(d->name, '/', nl))
+		return -EINVAL;
+	path = strndup((const char *)p, (size_t)(end - p));
+	if (!path)
+		return -ENOMEM;
+	d->path = path;
+	if (!nl)
+		config_disk_name(path, d->name, sizeof(d->name));
+	return 0;
+}
 
 static void put_str(struct tlv_writer *w, uint16_t tag, const char *s)
 {
@@ -116,6 +182,17 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 	if (cfg->balloon)
 		tlv_put_u32(w, CFG_T_BALLOON, cfg->balloon_flags);
 	put_str(w, CFG_T_VSOCK, cfg->vsock);
+	if (vm->ndisks) {
+		struct virtio_blk_info *info = malloc(sizeof(*info));
+
+		if (!info)
+			return -ENOMEM;
+		for (unsigned int i = 0; i < vm->ndisks; i++) {
+			virtio_blk_describe(vm->virtio_blk[i], info);
+			put_disk(w, (uint16_t)(CFG_T_DISK + i), info);
+		}
+		free(info);
+	}
 	/* Read at creation: a vCPU ioctl from this thread would wait for a running vCPU to
 	 * leave KVM_RUN, and a migration sends this while the guest runs. */
 	if (vm->tsc_khz)
@@ -202,6 +279,20 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 	/* The virtio devices are part of the machine; a --virtio-console given with --restore
 	 * only moves the backend. */
 	cfg->virtio_rng = rng;
+	cfg->ndisks = 0;
+	for (uint16_t tag = CFG_T_DISK; tag <= CFG_T_DISK_LAST; tag++) {
+		struct tlv_field f;
+
+		if (!tlv_find(&s, tag, &f))
+			break;
+		ret = get_disk(&f, &cfg->disks[cfg->ndisks]);
+		if (ret) {
+			snprintf(err, errlen, "malformed disk %u in the machine configuration",
+				 (unsigned int)(tag - CFG_T_DISK));
+			return ret;
+		}
+		cfg->ndisks++;
+	}
 	sc->virtio_console = get_str(&s, CFG_T_VIRTIO_CONSOLE);
 	if (!sc->virtio_console)
 		cfg->virtio_console = NULL;

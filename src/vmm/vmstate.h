@@ -54,7 +54,18 @@ struct restore_source {
 int restore_open(struct restore_source *rs, const char *dir, struct vm_config *cfg);
 void restore_close(struct restore_source *rs);
 
+#define SNAPSHOT_MAX_DISKS 16
+
+/* A disk in a snapshot: the image the snapshot goes with, and the one the VM writes to now
+ * (the same for read-only disks). */
+struct snapshot_disk {
+	char frozen[4096];
+	char active[4096];
+};
+
 struct snapshot_result {
+	unsigned int ndisks;
+	struct snapshot_disk disks[SNAPSHOT_MAX_DISKS];
 	uint64_t state_bytes;
 	uint64_t memory_bytes; /* data written; the rest of RAM are holes */
 	uint64_t ram_bytes;

@@ -137,7 +137,32 @@ class Guest:
             self.proc.wait()
 
 
-def linux_snapshot(vireo, build_sh, workdir):
+def _devices_images(vireo, d):
+    """The fixture's disks: disk0.qcow2 (16 MiB, ext4 labelled 'vireo', made on the host) and
+    data1.raw (1 MiB, byte i of each 256-byte block = i), read-only in the guest."""
+    raw = os.path.join(d, "disk0.raw")
+    subprocess.run(["truncate", "-s", "16M", raw], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "vireo", raw], check=True)
+    subprocess.run([vireo, "img", "convert", "-O", "qcow2", raw,
+                    os.path.join(d, "disk0.qcow2")], check=True, capture_output=True)
+    os.unlink(raw)
+    with open(os.path.join(d, "data1.raw"), "wb") as f:
+        f.write(bytes(range(256)) * 4096)
+
+
+def linux_snapshot_devices(vireo, build_sh, workdir):
+    """Like linux_snapshot but with one vCPU (device tests need no SMP, and on PVM hosts a
+    second vCPU's timer and scheduler work costs more emulated time than the test itself) and
+    the standard test devices: --rng, a writable virtio disk
+    (vda: DIR/disk0.qcow2, ext4 on the whole disk, serial vireo-disk0, not mounted) and a
+    read-only one (vdb: DIR/data1.raw, serial vireo-ro1), DIR being the directory of the
+    returned snapshot. Those two images are the snapshot's frozen images: never write them;
+    restore with `--restore SNAP --overlay-dir PRIVATE_DIR` and the restored VM writes to
+    PRIVATE_DIR/disk0.snap.rN.qcow2 (see docs/snapshots.md)."""
+    return linux_snapshot(vireo, build_sh, workdir, devices=True)
+
+
+def linux_snapshot(vireo, build_sh, workdir, devices=False):
     """The test guest booted once and saved: returns a snapshot directory to restore from.
 
     The guest (2 vCPUs, 256 MiB) is at its shell prompt with /tmp/f containing "hello" and a
@@ -150,17 +175,31 @@ def linux_snapshot(vireo, build_sh, workdir):
     g_dir = build_guest(build_sh)
     st = os.stat(vireo)
     key = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}:{g_dir}".encode()).hexdigest()[:16]
-    snap = os.path.join(workdir, "linux-snapshot-" + key)
+    extra = []
+    if devices:
+        # The images live next to the snapshot: they are its frozen disks.
+        fdir = os.path.join(workdir, "linux-devices-" + key)
+        snap = os.path.join(fdir, "snap")
+        extra = ["--rng", "--disk", os.path.join(fdir, "disk0.qcow2") + ",serial=vireo-disk0",
+                 "--disk", os.path.join(fdir, "data1.raw") + ",readonly,serial=vireo-ro1",
+                 "--overlay-dir", os.path.join(fdir, "run")]
+    else:
+        snap = os.path.join(workdir, "linux-snapshot-" + key)
     with open(os.path.join(workdir, "linux-snapshot.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(snap, "state.vireo")):
             return snap
+        if devices:
+            import shutil
+            shutil.rmtree(fdir, ignore_errors=True)
+            os.makedirs(os.path.join(fdir, "run"))
+            _devices_images(vireo, fdir)
         sock = os.path.join(workdir, "linux-snapshot.sock")
         for attempt in (1, 2):
             g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
                               "--initrd", os.path.join(g_dir, "initramfs.cpio"),
-                              "--cpus", "2", "--memory", "256M", "--api-sock", sock,
-                              "--timeout", "1500"],
+                              "--cpus", "1" if devices else "2", "--memory", "256M",
+                              "--api-sock", sock, "--timeout", "1500"] + extra,
                       os.path.join(workdir, "linux-snapshot-console.log"))
             try:
                 g.wait_for(READY_MARKER, 900)
@@ -186,4 +225,8 @@ def linux_snapshot(vireo, build_sh, workdir):
             os.rename(snap + ".tmp", snap)
         finally:
             g.kill()
+            if devices:
+                # The overlay the fixture VM went on in after the snapshot: nobody needs it.
+                import shutil
+                shutil.rmtree(os.path.join(fdir, "run"), ignore_errors=True)
         return snap
