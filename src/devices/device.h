@@ -23,6 +23,7 @@ enum state_section_id {
 	/* 32 and up: virtio devices */
 	SECTION_VIRTIO_RNG = 32,
 	SECTION_VIRTIO_CONSOLE = 33,
+	SECTION_VIRTIO_NET = 35, /* one per NIC (instance = NIC number) */
 };
 
 struct device_ops {

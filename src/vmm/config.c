@@ -58,6 +58,22 @@ static const char usage[] =
 	"                           socket: listens on a unix socket for one client, which\n"
 	"                           sends and receives; file: guest output is appended to PATH.\n"
 	"                           With --restore, PATH replaces the saved one\n"
+	"      --net user[,hostfwd=RULE]...[,mac=MAC]\n"
+	"      --net tap=NAME[,mac=MAC]\n"
+	"                           virtio-net NIC (repeat for more, up to 8; see\n"
+	"                           docs/network.md). user: user-mode networking (libslirp,\n"
+	"                           no privileges): the guest gets 10.0.2.15 by DHCP, the\n"
+	"                           gateway 10.0.2.2 is the host's loopback, DNS at 10.0.2.3.\n"
+	"                           hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT\n"
+	"                           forwards a host port (on 127.0.0.1 unless HOSTADDR is\n"
+	"                           given) to the guest (10.0.2.15 unless GUESTADDR is\n"
+	"                           given), e.g. hostfwd=tcp::2222-:22; repeatable.\n"
+	"                           tap: attach to the host tap device NAME (needs\n"
+	"                           CAP_NET_ADMIN, or a tap made for this user with `ip tuntap\n"
+	"                           add dev NAME mode tap user USER`). mac: the NIC's address\n"
+	"                           (default 52:54:00:12:34:56, then :57... by NIC number).\n"
+	"                           With --restore or --incoming, the same number of --net\n"
+	"                           options replaces the saved backends (the MACs stay)\n"
 	"\n"
 	"Console and lifetime:\n"
 	"      --console stdio|file:PATH|socket:PATH|none\n"
@@ -104,6 +120,7 @@ enum {
 	OPT_INCOMING,
 	OPT_RNG,
 	OPT_VIRTIO_CONSOLE,
+	OPT_NET,
 };
 
 static const struct option long_opts[] = {
@@ -127,6 +144,7 @@ static const struct option long_opts[] = {
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "virtio-console", required_argument, NULL, OPT_VIRTIO_CONSOLE },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -162,6 +180,29 @@ static int choose(const char *arg, const char *opt, const char *const *names, in
 	for (int i = 0; names[i] && off < errlen; i++)
 		off += (size_t)snprintf(err + off, errlen - off, "%s %s", i ? "," : "", names[i]);
 	return -EINVAL;
+}
+
+/* One --net option: checked now, opened when the machine is built. */
+static int parse_net(const char *arg, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct net_spec spec, other;
+	char msg[256];
+
+	if (cfg->nnet == NET_MAX_NICS)
+		return bad(err, errlen, "--net %s: at most 8 NICs", arg);
+	if (net_parse_spec(arg, &spec, msg, sizeof(msg)))
+		return bad(err, errlen, "--net %s", msg);
+	for (unsigned int i = 0; i < cfg->nnet; i++) {
+		net_parse_spec(cfg->net[i], &other, msg, sizeof(msg));
+		if (spec.kind == NET_TAP && other.kind == NET_TAP &&
+		    !strcmp(spec.ifname, other.ifname))
+			return bad(err, errlen, "--net %s: that tap is already used by another NIC",
+				   arg);
+		if (spec.mac_set && other.mac_set && !memcmp(spec.mac, other.mac, 6))
+			return bad(err, errlen, "--net %s: two NICs with the same MAC address", arg);
+	}
+	cfg->net[cfg->nnet++] = arg;
+	return 0;
 }
 
 int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
@@ -324,6 +365,10 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 					   "--virtio-console: socket path '%s' is too long",
 					   optarg + 7);
 			cfg->virtio_console = optarg;
+			break;
+		case OPT_NET:
+			if (parse_net(optarg, cfg, err, errlen))
+				return -EINVAL;
 			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../net/net.h"
 #include "cpuid.h"
 
 enum pvm_mode {
@@ -56,6 +57,8 @@ struct vm_config {
 	const char *incoming; /* tcp:HOST:PORT to receive a migrating VM on */
 	bool virtio_rng; /* --rng */
 	const char *virtio_console; /* --virtio-console socket:PATH|file:PATH */
+	const char *net[NET_MAX_NICS]; /* --net, one per NIC, checked by net_parse_spec */
+	unsigned int nnet;
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;

@@ -201,9 +201,15 @@ static void pci_port_filter(void *opaque, uint64_t offset, uint8_t *data, uint32
 
 static int add_device(struct vm *vm, const struct device_ops *ops, void *dev)
 {
+	uint32_t instance = 0;
+
 	if (vm->ndevices >= VM_MAX_DEVICES)
 		return -ENOSPC;
-	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, 0 };
+	/* Devices of one kind (NICs) are told apart in saved state by their creation order. */
+	for (unsigned int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->section_id == ops->section_id)
+			instance++;
+	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, instance };
 	return 0;
 }
 

@@ -153,6 +153,8 @@ struct vm {
 	struct virtio_pci_host virtio_host;
 	struct virtio_pci *virtio_rng;
 	struct virtio_pci *virtio_console;
+	struct virtio_pci *virtio_net[NET_MAX_NICS];
+	unsigned int nnet;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after

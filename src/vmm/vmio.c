@@ -12,8 +12,10 @@
 #include "vm.h"
 
 /* INTx lines for virtio functions, by creation order: ISA IRQs with no other user, which Linux
- * takes from the Interrupt Line register when ACPI has no _PRT (MSI-X is the normal path). */
+ * takes from the Interrupt Line register when ACPI has no _PRT (MSI-X is the normal path).
+ * More functions than lines reuse them in turn. */
 static const uint32_t virtio_intx_irqs[] = { 10, 11, 5, 9 };
+#define INTX_IRQ(n) virtio_intx_irqs[(n) % (sizeof(virtio_intx_irqs) / sizeof(virtio_intx_irqs[0]))]
 
 static int set_routes(struct vm *vm)
 {
@@ -254,7 +256,7 @@ int vm_setup_virtio(struct vm *vm,
 	};
 	if (vm->cfg->virtio_rng) {
 		ret = virtio_rng_create(&vm->virtio_rng, &vm->virtio_host, &vm->pci, &vm->mmio,
-					virtio_intx_irqs[nirq++]);
+					INTX_IRQ(nirq++));
 		if (!ret)
 			ret = add(vm, &virtio_rng_device_ops, vm->virtio_rng);
 		if (ret) {
@@ -264,12 +266,25 @@ int vm_setup_virtio(struct vm *vm,
 	}
 	if (vm->cfg->virtio_console) {
 		ret = virtio_console_create(&vm->virtio_console, &vm->virtio_host, &vm->pci,
-					    &vm->mmio, virtio_intx_irqs[nirq++],
+					    &vm->mmio, INTX_IRQ(nirq++),
 					    vm->cfg->virtio_console);
 		if (!ret)
 			ret = add(vm, &virtio_console_device_ops, vm->virtio_console);
 		if (ret) {
 			pr_err("virtio-console %s: %s", vm->cfg->virtio_console, strerror(-ret));
+			return ret;
+		}
+	}
+	for (unsigned int i = 0; i < vm->cfg->nnet; i++) {
+		/* virtio_net_create says what went wrong with the backend itself. */
+		ret = virtio_net_create(&vm->virtio_net[i], &vm->virtio_host, &vm->pci, &vm->mmio,
+					INTX_IRQ(nirq++), i, vm->cfg->net[i]);
+		if (ret)
+			return ret;
+		vm->nnet++;
+		ret = add(vm, &virtio_net_device_ops, vm->virtio_net[i]);
+		if (ret) {
+			pr_err("virtio-net%u: %s", i, strerror(-ret));
 			return ret;
 		}
 	}

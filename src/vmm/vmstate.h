@@ -20,6 +20,7 @@ struct vmstate_config {
 	char *payload;
 	char *kernel;
 	char *virtio_console;
+	char *net; /* the saved --net options, split in place (cfg->net points into it) */
 	uint32_t tsc_khz;
 };
 
