@@ -109,9 +109,9 @@ list="$work/initramfs.list"
 	echo "file /init $here/rootfs/init 0755 0 0"
 	echo "file /etc/inittab $here/rootfs/inittab 0644 0 0"
 	echo "file /etc/profile $here/rootfs/profile 0644 0 0"
-	echo "dir /usr/share 0755 0 0"
-	echo "dir /usr/share/udhcpc 0755 0 0"
-	echo "file /usr/share/udhcpc/default.script $here/rootfs/udhcpc.script 0755 0 0"
+	# Debian's busybox looks for udhcpc's script here (not /usr/share/udhcpc).
+	echo "dir /etc/udhcpc 0755 0 0"
+	echo "file /etc/udhcpc/default.script $here/rootfs/udhcpc.script 0755 0 0"
 	# Debian's busybox shell runs applets without links (FEATURE_SH_STANDALONE, through
 	# /proc/self/exe); only what is exec'd by path needs one. Every entry costs emulated
 	# kernel time when unpacked.
