@@ -99,8 +99,7 @@ struct net_backend {
 int net_slirp_open(struct net_backend **out, const struct net_spec *spec,
 		   const struct net_peer *peer, const struct net_loop *loop, char *err,
 		   size_t errlen);
-int net_tap_open(struct net_backend **out, const struct net_spec *spec,
-		 const struct net_peer *peer, const struct net_loop *loop, char *err,
-		 size_t errlen);
+int net_tap_open(struct net_backend **out, const struct net_spec *spec, const struct net_peer *peer,
+		 const struct net_loop *loop, char *err, size_t errlen);
 
 #endif

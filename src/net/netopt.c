@@ -150,8 +150,8 @@ int net_parse_spec(const char *s, struct net_spec *spec, char *err, size_t errle
 
 		spec->kind = NET_TAP;
 		if (n == 0 || n > NET_IFNAME_MAX || memchr(s + 4, '/', n)) {
-			snprintf(err, errlen, "'%s': a tap interface name has 1 to %d characters", s,
-				 NET_IFNAME_MAX);
+			snprintf(err, errlen, "'%s': a tap interface name has 1 to %d characters",
+				 s, NET_IFNAME_MAX);
 			return -EINVAL;
 		}
 		memcpy(spec->ifname, s + 4, n);
@@ -194,12 +194,14 @@ int net_parse_spec(const char *s, struct net_spec *spec, char *err, size_t errle
 			if (net_parse_hostfwd(val, &spec->fwd[spec->nfwd], err, errlen))
 				return -EINVAL;
 			for (unsigned int i = 0; i < spec->nfwd; i++) {
-				const struct net_hostfwd *a = &spec->fwd[i], *b = &spec->fwd[spec->nfwd];
+				const struct net_hostfwd *a = &spec->fwd[i],
+							 *b = &spec->fwd[spec->nfwd];
 
 				if (a->udp == b->udp && a->host_port == b->host_port &&
 				    a->host_addr.s_addr == b->host_addr.s_addr) {
-					snprintf(err, errlen, "hostfwd=%s: host port %u is forwarded twice",
-						 val, b->host_port);
+					snprintf(err, errlen,
+						 "hostfwd=%s: host port %u is forwarded twice", val,
+						 b->host_port);
 					return -EINVAL;
 				}
 			}

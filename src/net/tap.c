@@ -19,7 +19,8 @@
 #include "../common/log.h"
 #include "net.h"
 
-#define TAP_FRAMES_PER_EVENT 64 /* frames read per wakeup, so one busy tap cannot starve the loop */
+/* Frames read per wakeup, so one busy tap cannot starve the main loop. */
+#define TAP_FRAMES_PER_EVENT 64
 
 struct tap_backend {
 	struct net_backend be;
@@ -93,9 +94,8 @@ static const struct net_backend_ops tap_backend_ops = {
 	.rx_resume = tap_rx_resume,
 };
 
-int net_tap_open(struct net_backend **out, const struct net_spec *spec,
-		 const struct net_peer *peer, const struct net_loop *loop, char *err,
-		 size_t errlen)
+int net_tap_open(struct net_backend **out, const struct net_spec *spec, const struct net_peer *peer,
+		 const struct net_loop *loop, char *err, size_t errlen)
 {
 	struct tap_backend *tb = calloc(1, sizeof(*tb));
 	struct ifreq ifr;

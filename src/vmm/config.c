@@ -199,7 +199,8 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, size_t e
 			return bad(err, errlen, "--net %s: that tap is already used by another NIC",
 				   arg);
 		if (spec.mac_set && other.mac_set && !memcmp(spec.mac, other.mac, 6))
-			return bad(err, errlen, "--net %s: two NICs with the same MAC address", arg);
+			return bad(err, errlen, "--net %s: two NICs with the same MAC address",
+				   arg);
 	}
 	cfg->net[cfg->nnet++] = arg;
 	return 0;

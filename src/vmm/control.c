@@ -226,8 +226,10 @@ static void handle_net(struct vm *vm, json_object *req, bool set, char *out, siz
 		json_object_object_add(o, "backend", json_object_new_string(info.backend));
 		json_object_object_add(o, "mac", json_object_new_string(mac));
 		json_object_object_add(o, "link_up", json_object_new_boolean(info.link_up));
-		json_object_object_add(o, "rx_frames", json_object_new_int64((int64_t)info.rx_frames));
-		json_object_object_add(o, "tx_frames", json_object_new_int64((int64_t)info.tx_frames));
+		json_object_object_add(o, "rx_frames",
+				       json_object_new_int64((int64_t)info.rx_frames));
+		json_object_object_add(o, "tx_frames",
+				       json_object_new_int64((int64_t)info.tx_frames));
 		json_object_object_add(o, "rx_dropped",
 				       json_object_new_int64((int64_t)info.rx_dropped));
 		json_object_object_add(o, "tx_dropped",

@@ -266,8 +266,7 @@ int vm_setup_virtio(struct vm *vm,
 	}
 	if (vm->cfg->virtio_console) {
 		ret = virtio_console_create(&vm->virtio_console, &vm->virtio_host, &vm->pci,
-					    &vm->mmio, INTX_IRQ(nirq++),
-					    vm->cfg->virtio_console);
+					    &vm->mmio, INTX_IRQ(nirq++), vm->cfg->virtio_console);
 		if (!ret)
 			ret = add(vm, &virtio_console_device_ops, vm->virtio_console);
 		if (ret) {

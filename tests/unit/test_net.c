@@ -99,10 +99,25 @@ static void test_hostfwd(void **state)
 	assert_int_equal(f.guest_port, 80);
 
 	static const char *const bad[] = {
-		"", "tcp", "tcp:", "tcp::2222", "tcp::2222-", "tcp::2222-:", "tcp::-:22",
-		"tcp::0-:22", "tcp::65536-:22", "tcp::22x-:22", "tcp::2222-:22x", "sctp::1-:2",
-		"tcp:1.2.3:1-:2", "tcp:1.2.3.4:1-1.2.3.4.5:2", "tcp:::1-:2", "tcp::1-2",
-		"tcp::123456-:1", "tcp:999.1.1.1:1-:2", ":65535-:1",
+		"",
+		"tcp",
+		"tcp:",
+		"tcp::2222",
+		"tcp::2222-",
+		"tcp::2222-:",
+		"tcp::-:22",
+		"tcp::0-:22",
+		"tcp::65536-:22",
+		"tcp::22x-:22",
+		"tcp::2222-:22x",
+		"sctp::1-:2",
+		"tcp:1.2.3:1-:2",
+		"tcp:1.2.3.4:1-1.2.3.4.5:2",
+		"tcp:::1-:2",
+		"tcp::1-2",
+		"tcp::123456-:1",
+		"tcp:999.1.1.1:1-:2",
+		":65535-:1",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
@@ -133,13 +148,13 @@ static void test_spec_user(void **state)
 	assert_true(s.fwd[1].udp);
 
 	/* The same host port twice is refused; tcp and udp on one port are two rules. */
-	assert_int_equal(net_parse_spec("user,hostfwd=tcp::1-:2,hostfwd=tcp::1-:3", &s, err,
-					sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		net_parse_spec("user,hostfwd=tcp::1-:2,hostfwd=tcp::1-:3", &s, err, sizeof(err)),
+		-EINVAL);
 	assert_err_contains("twice");
-	assert_int_equal(net_parse_spec("user,hostfwd=tcp::1-:2,hostfwd=udp::1-:2", &s, err,
-					sizeof(err)),
-			 0);
+	assert_int_equal(
+		net_parse_spec("user,hostfwd=tcp::1-:2,hostfwd=udp::1-:2", &s, err, sizeof(err)),
+		0);
 
 	assert_int_equal(net_parse_spec("user,", &s, err, sizeof(err)), -EINVAL);
 	assert_int_equal(net_parse_spec("user,foo=1", &s, err, sizeof(err)), -EINVAL);
@@ -204,13 +219,16 @@ static int run_parse(struct vm_config *cfg, int argc, char **argv)
 static void test_config_net(void **state)
 {
 	struct vm_config cfg;
-	char *two[] = { "run", "--kernel", "k", "--net", "user,hostfwd=tcp::2222-:22",
-			"--net", "tap=t0", NULL };
+	char *two[] = { "run",	 "--kernel", "k", "--net", "user,hostfwd=tcp::2222-:22",
+			"--net", "tap=t0",   NULL };
 	char *same_tap[] = { "run", "--kernel", "k", "--net", "tap=t0", "--net", "tap=t0", NULL };
-	char *same_mac[] = { "run",	 "--kernel",
-			     "k",	 "--net",
+	char *same_mac[] = { "run",
+			     "--kernel",
+			     "k",
+			     "--net",
 			     "user,mac=02:00:00:00:00:01",
-			     "--net",	 "tap=t1,mac=02:00:00:00:00:01",
+			     "--net",
+			     "tap=t1,mac=02:00:00:00:00:01",
 			     NULL };
 	char *bad[] = { "run", "--kernel", "k", "--net", "user,hostfwd=tcp::x-:22", NULL };
 	char *restore[] = { "run", "--restore", "dir", "--net", "user", NULL };
