@@ -73,6 +73,13 @@ static void pending_drop_all(struct virtio_net *n)
 		n->pending_head = (n->pending_head + 1) % RX_PENDING_MAX;
 		n->npending--;
 	}
+	/* The backend may read again: nothing else would tell it if the guest already posted
+	 * all its buffers. */
+	if (n->rx_blocked) {
+		n->rx_blocked = false;
+		if (n->be->ops->rx_resume)
+			n->be->ops->rx_resume(n->be);
+	}
 }
 
 /* Puts one frame into the next receive chain. Returns 1 when it went (or was dropped because
