@@ -196,7 +196,7 @@ def tap_checks(g):
         got += str(e).encode()
     lst.close()
     check("tap: guest to host over TCP", got.strip() == b"tap-from-guest", repr(got))
-    g.run("(nc -l -p 8081 > /tmp/tapin) >/dev/null 2>&1 & sleep 1")
+    g.run("(nc -l -p 8081 < /dev/null > /tmp/tapin) >/dev/null 2>&1 & sleep 1")
     ok = False
     for _ in range(30):
         try:
