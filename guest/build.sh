@@ -97,7 +97,7 @@ fi
 # END KERNEL BUILD
 
 # BEGIN INITRAMFS
-# busybox-static, our init, inittab and profile, and vtest (guest/tools/vtest.c: vsock echo and
+# busybox-static, our init, inittab and profile, udhcpc's lease script, and vtest (guest/tools/vtest.c: vsock echo and
 # memory toucher for the device tests; freestanding, so it is a few KiB and needs no libc).
 gcc -static -nostdlib -Os -fno-stack-protector -ffreestanding -fno-pie -no-pie -s \
 	-o "$work/vtest" "$here/tools/vtest.c"
@@ -113,6 +113,9 @@ list="$work/initramfs.list"
 	echo "file /etc/inittab $here/rootfs/inittab 0644 0 0"
 	echo "file /etc/profile $here/rootfs/profile 0644 0 0"
 	echo "file /bin/vtest $work/vtest 0755 0 0"
+	# Debian's busybox looks for udhcpc's script here (not /usr/share/udhcpc).
+	echo "dir /etc/udhcpc 0755 0 0"
+	echo "file /etc/udhcpc/default.script $here/rootfs/udhcpc.script 0755 0 0"
 	# Debian's busybox shell runs applets without links (FEATURE_SH_STANDALONE, through
 	# /proc/self/exe); only what is exec'd by path needs one. Every entry costs emulated
 	# kernel time when unpacked.

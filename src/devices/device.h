@@ -26,6 +26,7 @@ enum state_section_id {
 	SECTION_VIRTIO_BALLOON = 36,
 	SECTION_VIRTIO_VSOCK = 37,
 	SECTION_VIRTIO_BLK = 34, /* one per disk (instance = disk index) */
+	SECTION_VIRTIO_NET = 35, /* one per NIC (instance = NIC number) */
 };
 
 struct device_ops {

@@ -10,6 +10,7 @@
 
 #include "../block/block.h"
 #include "../devices/device.h"
+#include "../net/net.h"
 #include "pci.h"
 
 /* virtio-rng (entropy, device ID 4): requests are filled from getrandom(). */
@@ -108,5 +109,23 @@ int virtio_blk_reacquire(struct virtio_pci *vp);
 int virtio_blk_close(struct virtio_pci *vp);
 /* Closes and frees the device (tests; a machine's devices live as long as the process). */
 void virtio_blk_destroy(struct virtio_pci *vp);
+/* virtio-net (device ID 1) with the backend spec describes (a `--net` option: "user,..." or
+ * "tap=NAME,..."); index is the NIC's number (default MAC address, log lines). Prints why and
+ * returns -errno when the backend cannot be opened. */
+int virtio_net_create(struct virtio_pci **out, const struct virtio_pci_host *host,
+		      struct pci_bus *pci, struct bus *mmio, uint32_t intx_irq, unsigned int index,
+		      const char *spec);
+extern const struct device_ops virtio_net_device_ops;
+
+struct virtio_net_info {
+	uint8_t mac[6];
+	bool link_up;
+	const char *backend; /* "user" or "tap" */
+	unsigned long rx_frames, tx_frames, rx_dropped, tx_dropped;
+};
+/* Sets the link status the guest sees (a configuration change interrupt tells it); frames are
+ * dropped both ways while the link is down. Any thread. */
+int virtio_net_set_link(struct virtio_pci *vp, bool up);
+void virtio_net_get_info(struct virtio_pci *vp, struct virtio_net_info *info);
 
 #endif

@@ -81,6 +81,22 @@ static const char usage[] =
 	"                           new top image at each snapshot, and the private overlay a\n"
 	"                           restored VM writes to (default: next to the image they sit\n"
 	"                           on). See docs/snapshots.md\n"
+	"      --net user[,hostfwd=RULE]...[,mac=MAC]\n"
+	"      --net tap=NAME[,mac=MAC]\n"
+	"                           virtio-net NIC (repeat for more, up to 8; see\n"
+	"                           docs/network.md). user: user-mode networking (libslirp,\n"
+	"                           no privileges): the guest gets 10.0.2.15 by DHCP, the\n"
+	"                           gateway 10.0.2.2 is the host's loopback, DNS at 10.0.2.3.\n"
+	"                           hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT\n"
+	"                           forwards a host port (on 127.0.0.1 unless HOSTADDR is\n"
+	"                           given) to the guest (10.0.2.15 unless GUESTADDR is\n"
+	"                           given), e.g. hostfwd=tcp::2222-:22; repeatable.\n"
+	"                           tap: attach to the host tap device NAME (needs\n"
+	"                           CAP_NET_ADMIN, or a tap made for this user with `ip tuntap\n"
+	"                           add dev NAME mode tap user USER`). mac: the NIC's address\n"
+	"                           (default 52:54:00:12:34:56, then :57... by NIC number).\n"
+	"                           With --restore or --incoming, the same number of --net\n"
+	"                           options replaces the saved backends (the MACs stay)\n"
 	"\n"
 	"Console and lifetime:\n"
 	"      --console stdio|file:PATH|socket:PATH|none\n"
@@ -131,6 +147,7 @@ enum {
 	OPT_VSOCK,
 	OPT_DISK,
 	OPT_OVERLAY_DIR,
+	OPT_NET,
 };
 
 static const struct option long_opts[] = {
@@ -158,6 +175,7 @@ static const struct option long_opts[] = {
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "overlay-dir", required_argument, NULL, OPT_OVERLAY_DIR },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -303,6 +321,30 @@ static int parse_disk(const char *arg, struct vm_disk *d, char *err, size_t errl
 				   arg);
 		}
 	}
+	return 0;
+}
+
+/* One --net option: checked now, opened when the machine is built. */
+static int parse_net(const char *arg, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct net_spec spec, other;
+	char msg[256];
+
+	if (cfg->nnet == NET_MAX_NICS)
+		return bad(err, errlen, "--net %s: at most 8 NICs", arg);
+	if (net_parse_spec(arg, &spec, msg, sizeof(msg)))
+		return bad(err, errlen, "--net %s", msg);
+	for (unsigned int i = 0; i < cfg->nnet; i++) {
+		net_parse_spec(cfg->net[i], &other, msg, sizeof(msg));
+		if (spec.kind == NET_TAP && other.kind == NET_TAP &&
+		    !strcmp(spec.ifname, other.ifname))
+			return bad(err, errlen, "--net %s: that tap is already used by another NIC",
+				   arg);
+		if (spec.mac_set && other.mac_set && !memcmp(spec.mac, other.mac, 6))
+			return bad(err, errlen, "--net %s: two NICs with the same MAC address",
+				   arg);
+	}
+	cfg->net[cfg->nnet++] = arg;
 	return 0;
 }
 
@@ -499,6 +541,10 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 				return bad(err, errlen, "%s",
 					   "--overlay-dir: empty directory name");
 			cfg->overlay_dir = optarg;
+			break;
+		case OPT_NET:
+			if (parse_net(optarg, cfg, err, errlen))
+				return -EINVAL;
 			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;

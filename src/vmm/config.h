@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../block/block.h"
+#include "../net/net.h"
 #include "cpuid.h"
 
 enum pvm_mode {
@@ -79,6 +80,8 @@ struct vm_config {
 	struct vm_disk disks[VM_MAX_DISKS]; /* --disk, in order: vda, vdb, ... */
 	unsigned int ndisks;
 	const char *overlay_dir; /* --overlay-dir: where new qcow2 overlays go */
+	const char *net[NET_MAX_NICS]; /* --net, one per NIC, checked by net_parse_spec */
+	unsigned int nnet;
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;

@@ -11,6 +11,7 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
+#include "../virtio/devices.h"
 #include "vm.h"
 #include "vmstate.h"
 
@@ -206,6 +207,54 @@ static void handle_migrate(struct vm *vm, json_object *req, char *out, size_t ou
 	handle_migrate_status(vm, out, outlen);
 }
 
+/* {"cmd":"net-info"}: the NICs. {"cmd":"net-link","nic":N,"up":BOOL}: sets a NIC's link
+ * status (the guest sees carrier go and come back). */
+static void handle_net(struct vm *vm, json_object *req, bool set, char *out, size_t outlen)
+{
+	json_object *arg, *r, *nics;
+	int64_t nic = -1;
+
+	if (set) {
+		if (!json_object_object_get_ex(req, "nic", &arg) ||
+		    !json_object_is_type(arg, json_type_int) ||
+		    (nic = json_object_get_int64(arg)) < 0 || nic >= (int64_t)vm->nnet) {
+			reply_error(out, outlen, "net-link needs \"nic\": the number of a NIC");
+			return;
+		}
+		if (!json_object_object_get_ex(req, "up", &arg) ||
+		    !json_object_is_type(arg, json_type_boolean)) {
+			reply_error(out, outlen, "net-link needs \"up\": true or false");
+			return;
+		}
+		virtio_net_set_link(vm->virtio_net[nic], json_object_get_boolean(arg));
+	}
+	r = json_object_new_object();
+	nics = json_object_new_array();
+	for (unsigned int i = 0; i < vm->nnet; i++) {
+		struct virtio_net_info info;
+		json_object *o = json_object_new_object();
+		char mac[18];
+
+		virtio_net_get_info(vm->virtio_net[i], &info);
+		net_format_mac(info.mac, mac);
+		json_object_object_add(o, "nic", json_object_new_int((int)i));
+		json_object_object_add(o, "backend", json_object_new_string(info.backend));
+		json_object_object_add(o, "mac", json_object_new_string(mac));
+		json_object_object_add(o, "link_up", json_object_new_boolean(info.link_up));
+		json_object_object_add(o, "rx_frames",
+				       json_object_new_int64((int64_t)info.rx_frames));
+		json_object_object_add(o, "tx_frames",
+				       json_object_new_int64((int64_t)info.tx_frames));
+		json_object_object_add(o, "rx_dropped",
+				       json_object_new_int64((int64_t)info.rx_dropped));
+		json_object_object_add(o, "tx_dropped",
+				       json_object_new_int64((int64_t)info.tx_dropped));
+		json_object_array_add(nics, o);
+	}
+	json_object_object_add(r, "nics", nics);
+	reply_ok(vm, r, out, outlen);
+}
+
 void control_handle(struct vm *vm, const char *request, char *out, size_t outlen)
 {
 	json_tokener *tok = json_tokener_new();
@@ -275,6 +324,9 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 	} else if (!strcmp(cmd, "migrate")) {
 		handle_migrate(vm, req, out, outlen);
 		goto out_req;
+	} else if (!strcmp(cmd, "net-info") || !strcmp(cmd, "net-link")) {
+		handle_net(vm, req, !strcmp(cmd, "net-link"), out, outlen);
+		goto out_req;
 	} else if (!strcmp(cmd, "migrate-status")) {
 		handle_migrate_status(vm, out, outlen);
 		goto out_req;
@@ -291,7 +343,7 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 			msg, sizeof(msg),
 			"unknown command '%.60s' (status, pause, resume, stop, reset, "
 			"power-button, snapshot, migrate, migrate-status, migrate-cancel, balloon, "
-			"balloon-stats)",
+			"balloon-stats, net-info, net-link)",
 			cmd);
 		reply_error(out, outlen, msg);
 		goto out_req;

@@ -157,6 +157,8 @@ struct vm {
 	struct virtio_pci *virtio_vsock;
 	struct virtio_pci *virtio_blk[VM_MAX_DISKS];
 	unsigned int ndisks;
+	struct virtio_pci *virtio_net[NET_MAX_NICS];
+	unsigned int nnet;
 };
 
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after

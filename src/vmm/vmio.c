@@ -320,5 +320,18 @@ int vm_setup_virtio(struct vm *vm,
 			return ret;
 		}
 	}
+	for (unsigned int i = 0; i < vm->cfg->nnet; i++) {
+		/* virtio_net_create says what went wrong with the backend itself. */
+		ret = virtio_net_create(&vm->virtio_net[i], &vm->virtio_host, &vm->pci, &vm->mmio,
+					intx_irq(&nirq), i, vm->cfg->net[i]);
+		if (ret)
+			return ret;
+		vm->nnet++;
+		ret = add(vm, &virtio_net_device_ops, vm->virtio_net[i]);
+		if (ret) {
+			pr_err("virtio-net%u: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
 	return 0;
 }

@@ -92,6 +92,9 @@ enum {
 	 * snapshot's frozen image, or the source's top image for a migration. */
 	CFG_T_DISK = 0x20,
 	CFG_T_DISK_LAST = 0x2f,
+	/* The --net options, one per NIC in order, joined by newlines. Tags 0x20.. belong to
+	 * block devices, 0x40.. to balloon and vsock. */
+	CFG_T_NET = 0x30,
 };
 
 #define DISK_FLAG_READ_ONLY 1
@@ -193,6 +196,17 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 		}
 		free(info);
 	}
+	if (cfg->nnet) {
+		char nets[NET_MAX_NICS * 1024];
+		size_t l = 0;
+
+		for (unsigned int i = 0; i < cfg->nnet && l < sizeof(nets); i++)
+			l += (size_t)snprintf(nets + l, sizeof(nets) - l, "%s%s", i ? "\n" : "",
+					      cfg->net[i]);
+		if (l >= sizeof(nets))
+			return -E2BIG;
+		put_str(w, CFG_T_NET, nets);
+	}
 	/* Read at creation: a vCPU ioctl from this thread would wait for a running vCPU to
 	 * leave KVM_RUN, and a migration sends this while the guest runs. */
 	if (vm->tsc_khz)
@@ -214,6 +228,40 @@ static char *get_str(const struct tlv_section *s, uint16_t tag)
 	memcpy(r, f.data, f.len);
 	r[f.len] = 0;
 	return r;
+}
+
+/* The saved NICs. --net options given with --restore or --incoming replace their backends (a
+ * migration to the same host needs other host ports), one for one. */
+static int read_net_config(const struct tlv_section *s, struct vm_config *cfg,
+			   struct vmstate_config *sc, char *err, size_t errlen)
+{
+	const char *saved[NET_MAX_NICS];
+	unsigned int n = 0;
+	char *p;
+
+	sc->net = get_str(s, CFG_T_NET);
+	for (p = sc->net; p && *p && n < NET_MAX_NICS; n++) {
+		saved[n] = p;
+		p = strchr(p, '\n');
+		if (p)
+			*p++ = 0;
+	}
+	if (p && *p) {
+		snprintf(err, errlen, "more NICs saved than this vireo supports");
+		return -EINVAL;
+	}
+	if (cfg->nnet && cfg->nnet != n) {
+		snprintf(err, errlen,
+			 "the saved VM has %u NIC(s): give as many --net options as that, or "
+			 "none",
+			 n);
+		return -EINVAL;
+	}
+	if (!cfg->nnet) {
+		memcpy(cfg->net, saved, n * sizeof(saved[0]));
+		cfg->nnet = n;
+	}
+	return 0;
 }
 
 int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
@@ -316,7 +364,7 @@ int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 				       sizeof(cfg->vsock_uds), err, errlen))
 			return -EINVAL;
 	}
-	return 0;
+	return read_net_config(&s, cfg, sc, err, errlen);
 }
 
 /* ---- KVM VM state ---- */

@@ -21,6 +21,7 @@ struct vmstate_config {
 	char *kernel;
 	char *virtio_console;
 	char *vsock;
+	char *net; /* the saved --net options, split in place (cfg->net points into it) */
 	uint32_t tsc_khz;
 };
 
