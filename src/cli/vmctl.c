@@ -42,6 +42,8 @@ static const char usage[] =
 	"                         MIB of its RAM back to the host; 0 deflates it\n"
 	"  balloon-stats          balloon size and the guest's memory statistics (the guest\n"
 	"                         refreshes them after each request: ask again for newer ones)\n"
+	"  net-info               the NICs: MAC, backend, link, frame and drop counters\n"
+	"  net-link NIC up|down   set NIC's link status (the guest sees its carrier change)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --sock PATH        the control socket\n"
@@ -172,7 +174,8 @@ int vmctl_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL, *cmd, *arg = NULL;
-	bool json = false, force = false, paused = false, wait = false;
+	bool json = false, force = false, paused = false, wait = false, link_up = false;
+	int nic = -1;
 	int64_t timeout = -1, downtime = -1, balloon_mib = -1;
 	char abs[4096];
 	uint64_t v;
@@ -227,6 +230,17 @@ int vmctl_main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	if (!strcmp(cmd, "net-link")) {
+		if (optind + 2 > argc || parse_u64(argv[optind], &v) < 0 || v > 255 ||
+		    (strcmp(argv[optind + 1], "up") && strcmp(argv[optind + 1], "down"))) {
+			fprintf(stderr,
+				"vireo vmctl: net-link needs a NIC number and up or down\n");
+			return 2;
+		}
+		nic = (int)v;
+		link_up = !strcmp(argv[optind + 1], "up");
+		optind += 2;
+	}
 	if (!strcmp(cmd, "snapshot") || !strcmp(cmd, "migrate")) {
 		if (optind >= argc) {
 			fprintf(stderr, "vireo vmctl: %s needs %s\n", cmd,
@@ -270,6 +284,10 @@ int vmctl_main(int argc, char **argv)
 		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(downtime));
 	if (balloon_mib >= 0)
 		json_object_object_add(req, "target_mib", json_object_new_int64(balloon_mib));
+	if (nic >= 0) {
+		json_object_object_add(req, "nic", json_object_new_int(nic));
+		json_object_object_add(req, "up", json_object_new_boolean(link_up));
+	}
 	if (arg)
 		json_object_object_add(req, !strcmp(cmd, "snapshot") ? "path" : "uri",
 				       json_object_new_string(arg));
