@@ -107,7 +107,7 @@ class Guest:
 
         On PVM hosts a freshly started guest process now and then dies at its first TLS
         access (a user-mode segfault at address 0, seen on plain boots too, see
-        docs/pvm-hosts.md); such a run is repeated once, and said so."""
+        docs/pvm-hosts.md); such a run is repeated up to three times, and said so."""
         with self.lock:
             start = len(self.buf)
         # The markers are written split so the echoed command line does not match.
@@ -121,8 +121,10 @@ class Guest:
             print(f"info kernel segfault report on the console during {command!r}")
             out = "\n".join(kept).strip()
         if retry_segv and "Segmentation fault" in out:
+            tries = 3 if retry_segv is True else retry_segv
             print(f"info guest process segfaulted (PVM host flake), repeating: {command!r}")
-            return self.run(command, timeout, retry_segv=False)
+            time.sleep(1)
+            return self.run(command, timeout, retry_segv=tries - 1 if tries > 1 else False)
         return out
 
     def wait_exit(self, timeout):
