@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define KIB (1024ULL)
 #define MIB (1024ULL * KIB)
@@ -41,6 +42,20 @@ void unmap_file(const uint8_t *data, size_t size);
 
 /* 8-bit checksum byte that makes the bytes of a table sum to zero (ACPI, MP table). */
 uint8_t checksum8(const void *data, size_t len);
+
+/* Clock id (CLOCK_MONOTONIC, CLOCK_REALTIME) in nanoseconds, and the monotonic clock in ms. */
+static inline int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline double mono_ms(void)
+{
+	return (double)clock_ns(CLOCK_MONOTONIC) / 1e6;
+}
 
 static inline uint64_t get_le64(const uint8_t *p)
 {

@@ -7,16 +7,9 @@
 
 #include "../common/log.h"
 #include "../common/tlv.h"
+#include "../common/util.h"
 
 #define PM_TIMER_HZ 3579545ULL
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 void platform_init(struct platform *p, const struct platform_ops *ops, void *opaque)
 {
@@ -26,7 +19,7 @@ void platform_init(struct platform *p, const struct platform_ops *ops, void *opa
 	p->opaque = opaque;
 	/* No SMI command port: the platform is always in ACPI mode. */
 	p->pm1_cnt = PM1_CNT_SCI_EN;
-	p->tmr_start_ns = now_ns();
+	p->tmr_start_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC);
 	p->kbc_cmd_byte = 0x61; /* translate, system flag, keyboard interrupt */
 }
 
@@ -75,7 +68,8 @@ void platform_pm_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, 
 			v = p->pm1_cnt;
 			break;
 		case 8:
-			ticks = (now_ns() - p->tmr_start_ns) * PM_TIMER_HZ / 1000000000ULL;
+			ticks = ((uint64_t)clock_ns(CLOCK_MONOTONIC) - p->tmr_start_ns) *
+				PM_TIMER_HZ / 1000000000ULL;
 			v = (uint32_t)ticks;
 			break;
 		default:
@@ -236,7 +230,8 @@ static int platform_save(void *dev, struct tlv_writer *w)
 	tlv_put_u16(w, PLAT_T_PM1_EN, p->pm1_en);
 	tlv_put_u16(w, PLAT_T_PM1_CNT, p->pm1_cnt);
 	tlv_put_u64(w, PLAT_T_PM_TMR_TICKS,
-		    (now_ns() - p->tmr_start_ns) * PM_TIMER_HZ / 1000000000ULL);
+		    ((uint64_t)clock_ns(CLOCK_MONOTONIC) - p->tmr_start_ns) * PM_TIMER_HZ /
+			    1000000000ULL);
 	tlv_put_u8(w, PLAT_T_KBC_CMD_BYTE, p->kbc_cmd_byte);
 	tlv_put_u8(w, PLAT_T_KBC_PENDING_CMD, p->kbc_pending_cmd);
 	tlv_put_u8(w, PLAT_T_KBC_OUT, p->kbc_out);
@@ -265,7 +260,7 @@ static int platform_load(void *dev, const struct tlv_section *s)
 	/* ticks < 2^64 / 10^9 for 160 years of guest uptime; larger is corrupt */
 	if (ticks > (UINT64_MAX / 1000000000ULL))
 		ret = -EINVAL;
-	p->tmr_start_ns = now_ns() - ticks * 1000000000ULL / PM_TIMER_HZ;
+	p->tmr_start_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC) - ticks * 1000000000ULL / PM_TIMER_HZ;
 	p->sci_level = 0;
 	if (!ret)
 		update_sci(p);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "net.h"
 
 #define GUEST_ERRORS_LOGGED 8
@@ -53,14 +54,6 @@ struct slirp_backend {
 	unsigned int guest_errors;
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---- slirp's callbacks ---- */
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
@@ -82,7 +75,7 @@ static void cb_guest_error(const char *msg, void *opaque)
 static int64_t cb_clock_get_ns(void *opaque)
 {
 	(void)opaque;
-	return now_ns();
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
@@ -243,7 +236,7 @@ static void reg_want(struct slirp_backend *sb, int fd, uint32_t events, bool *se
 static void slirp_sync(struct slirp_backend *sb)
 {
 	uint32_t timeout = UINT32_MAX;
-	int64_t now_ms = now_ns() / 1000000, next = -1;
+	int64_t now_ms = clock_ns(CLOCK_MONOTONIC) / 1000000, next = -1;
 	struct itimerspec its = { 0 };
 	bool *seen;
 	unsigned int i;
@@ -284,7 +277,7 @@ static void slirp_sync(struct slirp_backend *sb)
 
 static void run_timers(struct slirp_backend *sb)
 {
-	int64_t now_ms = now_ns() / 1000000;
+	int64_t now_ms = clock_ns(CLOCK_MONOTONIC) / 1000000;
 	bool again = true;
 
 	/* A timer callback may re-arm or free timers: rescan from the start after each one. */

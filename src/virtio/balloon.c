@@ -68,14 +68,6 @@ struct virtio_balloon {
 	struct virtq_chain chain;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static enum balloon_queue_role queue_role(const struct virtio_dev *vdev, unsigned int q)
 {
 	unsigned int next = 2;
@@ -208,7 +200,7 @@ static int stats_process(struct virtio_balloon *b, unsigned int q)
 			}
 		}
 		b->stats_updates++;
-		b->stats_when_ms = now_ms();
+		b->stats_when_ms = (clock_ns(CLOCK_MONOTONIC) / 1000000);
 		/* A driver should have one buffer out; if it offers another, the older one is
 		 * returned at once. */
 		if (b->stats_held) {
@@ -395,7 +387,8 @@ void virtio_balloon_get_status(struct virtio_pci *vp, struct balloon_status *st)
 	st->stats_mask = b->stats_mask;
 	memcpy(st->stats, b->stats, sizeof(st->stats));
 	st->stats_updates = b->stats_updates;
-	st->stats_age_ms = b->stats_updates ? now_ms() - b->stats_when_ms : -1;
+	st->stats_age_ms =
+		b->stats_updates ? (clock_ns(CLOCK_MONOTONIC) / 1000000) - b->stats_when_ms : -1;
 	st->driver_ok = virtio_live(&vp->vdev);
 	st->features = vp->vdev.driver_features;
 	virtio_unlock(&vp->vdev);

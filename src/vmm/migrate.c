@@ -55,14 +55,6 @@ const char *mig_phase_name(enum mig_phase p)
 	return (unsigned int)p < ARRAY_SIZE(phase_names) ? phase_names[p] : "?";
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- framing ---- */
 
 static int send_all(int fd, const void *buf, size_t len)
@@ -357,7 +349,7 @@ static void *migration_thread(void *arg)
 	struct tlv_writer w;
 	uint8_t start[16], cfghdr[20];
 	char err[256] = "";
-	double t0 = now_ms(), t_pause = 0, bw = 0;
+	double t0 = mono_ms(), t_pause = 0, bw = 0;
 	bool logging = false, paused = false, released = false;
 	uint64_t sent = 0;
 	int64_t dirty = 0;
@@ -410,7 +402,7 @@ static void *migration_thread(void *arg)
 	logging = true;
 	set_phase(m, MIG_PRECOPY);
 	for (unsigned int round = 1;; round++) {
-		double tr = now_ms(), dt;
+		double tr = mono_ms(), dt;
 		uint64_t before = sent;
 
 		if (round == 1) {
@@ -435,7 +427,7 @@ static void *migration_thread(void *arg)
 			snprintf(err, sizeof(err), "sending memory: %s", strerror(-ret));
 			goto out;
 		}
-		dt = now_ms() - tr;
+		dt = mono_ms() - tr;
 		if (dt > 0.5 && sent - before > 1 * MIB)
 			bw = (double)(sent - before) / (dt / 1e3);
 		else if (bw == 0)
@@ -474,7 +466,7 @@ static void *migration_thread(void *arg)
 
 	/* Stop-copy. */
 	set_phase(m, MIG_STOPCOPY);
-	t_pause = now_ms();
+	t_pause = mono_ms();
 	ret = vm_pause(vm);
 	if (ret) {
 		snprintf(err, sizeof(err), "could not pause the guest");
@@ -538,12 +530,12 @@ static void *migration_thread(void *arg)
 	m->status.phase = MIG_COMPLETED;
 	m->status.transferred_bytes = sent;
 	m->status.remaining_bytes = 0;
-	m->status.downtime_ms = now_ms() - t_pause;
-	m->status.total_ms = now_ms() - t0;
+	m->status.downtime_ms = mono_ms() - t_pause;
+	m->status.total_ms = mono_ms() - t0;
 	pthread_mutex_unlock(&m->lock);
 	pr_info("migration completed: %" PRIu64 " MiB sent in %.0f ms, %u rounds, guest paused "
 		"%.1f ms",
-		sent >> 20, now_ms() - t0, m->status.rounds, m->status.downtime_ms);
+		sent >> 20, mono_ms() - t0, m->status.rounds, m->status.downtime_ms);
 	vm_request_stop(vm, STOP_MIGRATED, EXIT_GUEST_OFF);
 	goto done;
 out:
@@ -559,9 +551,9 @@ out:
 	}
 	fail(vm, ret, "%s", err[0] ? err : strerror(-ret));
 	pthread_mutex_lock(&m->lock);
-	m->status.total_ms = now_ms() - t0;
+	m->status.total_ms = mono_ms() - t0;
 	if (paused)
-		m->status.downtime_ms = now_ms() - t_pause;
+		m->status.downtime_ms = mono_ms() - t_pause;
 	pthread_mutex_unlock(&m->lock);
 	if (released)
 		vm_disks_reacquire(vm);
@@ -887,7 +879,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 					goto out;
 				}
 			}
-			t_state = now_ms();
+			t_state = mono_ms();
 			ret = vmstate_load(vm, state + 4, len - 4, true);
 			if (ret) {
 				snprintf(err, sizeof(err), "the machine state could not be loaded");
@@ -927,7 +919,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 		goto out_quiet;
 	}
 	pr_info("migration received: %" PRIu64 " MiB of memory, state loaded in %.1f ms",
-		pages * PAGE >> 20, now_ms() - t_state);
+		pages * PAGE >> 20, mono_ms() - t_state);
 	free(state);
 	close(fd);
 	return 0;

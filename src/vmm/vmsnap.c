@@ -19,14 +19,6 @@
 #include "vm.h"
 #include "vmstate.h"
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* A new directory, or an existing empty one. */
 static int make_snapshot_dir(const char *dir, char *err, size_t errlen)
 {
@@ -122,7 +114,7 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 		char *err, size_t errlen)
 {
 	bool was_paused = __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE);
-	double t0 = now_ms(), t_paused;
+	double t0 = mono_ms(), t_paused;
 	struct tlv_writer w;
 	struct state_header h = { 0 };
 	struct timespec ts;
@@ -144,7 +136,7 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 		snprintf(err, errlen, "could not pause the VM");
 		return ret;
 	}
-	t_paused = now_ms();
+	t_paused = mono_ms();
 	tlv_writer_init(&w);
 	/* Paused and quiesced: the disks' images now match RAM. Freeze them, and let the VM go on
 	 * in new overlays; the configuration saved next names the frozen ones. */
@@ -202,10 +194,10 @@ out:
 		close(fd);
 	free(file);
 	tlv_writer_free(&w);
-	res->pause_ms = now_ms() - t_paused;
+	res->pause_ms = mono_ms() - t_paused;
 	if (!was_paused && !leave_paused)
 		vm_resume(vm);
-	res->total_ms = now_ms() - t0;
+	res->total_ms = mono_ms() - t0;
 	return ret;
 }
 

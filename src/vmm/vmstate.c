@@ -57,6 +57,20 @@ CODEC_FN(c16, __u16, 2, get_le16, put_le16)
 CODEC_FN(c32, __u32, 4, get_le32, put_le32)
 CODEC_FN(c64, __u64, 8, get_le64, put_le64)
 
+/* A field of exactly len bytes copied into dst (hardware layouts: XSAVE area, APIC page): 1 when
+ * present, 0 when absent, -EINVAL for a wrong length. */
+static int field_bytes(const struct tlv_section *s, uint16_t tag, void *dst, size_t len)
+{
+	struct tlv_field f;
+
+	if (!tlv_find(s, tag, &f))
+		return 0;
+	if (f.len != len)
+		return -EINVAL;
+	memcpy(dst, f.data, len);
+	return 1;
+}
+
 /* A fixed-layout field to decode: 1 with c set up, 0 when absent, -EINVAL for a wrong length. */
 static int field_decoder(const struct tlv_section *s, uint16_t tag, size_t len, struct codec *c)
 {
@@ -380,26 +394,10 @@ enum {
 
 #define MSR_IA32_TSC 0x10
 
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 #define PIT_CHANNEL_LEN (4 + 2 + 10 + 8)
 #define PIT_LEN (3 * PIT_CHANNEL_LEN + 4)
 #define PIC_LEN 16
 #define IOAPIC_LEN (8 + 4 + 4 + 4 + KVM_IOAPIC_NUM_PINS * 8)
-
-static int64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void pic_codec(struct codec *c, struct kvm_pic_state *p)
 {
@@ -477,14 +475,14 @@ static int save_vm(struct vm *vm, struct tlv_writer *w)
 		return -errno;
 	}
 	tlv_put_u64(w, VM_T_CLOCK, clock.clock);
-	tlv_put_u64(w, VM_T_REALTIME, (uint64_t)realtime_ns());
+	tlv_put_u64(w, VM_T_REALTIME, (uint64_t)clock_ns(CLOCK_REALTIME));
 
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0) {
 		pr_err("KVM_GET_PIT2: %s", strerror(errno));
 		return -errno;
 	}
 	c = ENCODER(buf);
-	pit_codec(&c, &pit, monotonic_ns());
+	pit_codec(&c, &pit, clock_ns(CLOCK_MONOTONIC));
 	tlv_put(w, VM_T_PIT, buf, (uint32_t)c.off);
 
 	for (uint32_t id = KVM_IRQCHIP_PIC_MASTER; id <= KVM_IRQCHIP_IOAPIC; id++) {
@@ -521,7 +519,7 @@ static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 		return r;
 	if (r) {
 		memset(&pit, 0, sizeof(pit));
-		pit_codec(&c, &pit, monotonic_ns());
+		pit_codec(&c, &pit, clock_ns(CLOCK_MONOTONIC));
 		if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
 			pr_err("KVM_SET_PIT2: %s", strerror(errno));
 			return -errno;
@@ -554,8 +552,9 @@ static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 		if (r)
 			return r;
 		vm->load_advance_ns = 0;
-		if (advance && saved_rt && realtime_ns() > (int64_t)saved_rt)
-			vm->load_advance_ns = (uint64_t)(realtime_ns() - (int64_t)saved_rt);
+		if (advance && saved_rt && clock_ns(CLOCK_REALTIME) > (int64_t)saved_rt)
+			vm->load_advance_ns =
+				(uint64_t)(clock_ns(CLOCK_REALTIME) - (int64_t)saved_rt);
 		clock.clock = saved_clock + vm->load_advance_ns;
 	}
 	if (clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
@@ -853,13 +852,11 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 			what = "KVM_SET_SREGS";
 	}
-	if (tlv_find(s, VCPU_T_XSAVE, &f)) {
-		if (f.len != sizeof(xsave.region))
-			return -EINVAL;
-		memcpy(xsave.region, f.data, f.len);
-		if (ioctl(vcpu->fd, KVM_SET_XSAVE, &xsave) < 0)
-			what = "KVM_SET_XSAVE";
-	}
+	r = field_bytes(s, VCPU_T_XSAVE, xsave.region, sizeof(xsave.region));
+	if (r < 0)
+		return r;
+	if (r && ioctl(vcpu->fd, KVM_SET_XSAVE, &xsave) < 0)
+		what = "KVM_SET_XSAVE";
 	if (tlv_find(s, VCPU_T_XCRS, &f)) {
 		if (f.len % XCR_ENTRY_LEN || f.len / XCR_ENTRY_LEN > KVM_MAX_XCRS)
 			return -EINVAL;
@@ -873,13 +870,11 @@ static int load_vcpu(struct vcpu *vcpu, const struct tlv_section *s)
 		if (xcrs.nr_xcrs && ioctl(vcpu->fd, KVM_SET_XCRS, &xcrs) < 0)
 			what = "KVM_SET_XCRS";
 	}
-	if (tlv_find(s, VCPU_T_LAPIC, &f)) {
-		if (f.len != sizeof(lapic.regs))
-			return -EINVAL;
-		memcpy(lapic.regs, f.data, f.len);
-		if (ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
-			what = "KVM_SET_LAPIC";
-	}
+	r = field_bytes(s, VCPU_T_LAPIC, lapic.regs, sizeof(lapic.regs));
+	if (r < 0)
+		return r;
+	if (r && ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic) < 0)
+		what = "KVM_SET_LAPIC";
 	if (tlv_find(s, VCPU_T_MSRS, &f)) {
 		uint32_t n = f.len / MSR_ENTRY_LEN;
 		struct kvm_msrs *m;
