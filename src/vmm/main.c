@@ -117,6 +117,13 @@ int vmm_run_main(int argc, char **argv)
 		vm_destroy(&the_vm);
 		return EXIT_ERROR;
 	}
+	/* The control socket comes last: once it exists, the console (a file a client may wait
+	 * for) and everything else is in place. */
+	if (cfg.api_sock && control_open(&the_vm.control, cfg.api_sock)) {
+		console_close(&the_vm.console);
+		vm_destroy(&the_vm);
+		return EXIT_ERROR;
+	}
 	if (the_vm.console.escape_enabled)
 		pr_info("console on this terminal; press Ctrl-A x to quit");
 	status = vm_run(&the_vm);

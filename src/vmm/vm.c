@@ -432,6 +432,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->control.listen_fd = -1;
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		vm->control.clients[i].fd = -1;
 	migration_init(&vm->migration);
 	pthread_mutex_init(&vm->watch_lock, NULL);
 	vm->watch_ep = epoll_create1(EPOLL_CLOEXEC);
@@ -522,11 +524,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return ret;
 
-	if (cfg->api_sock) {
-		ret = control_open(&vm->control, cfg->api_sock);
-		if (ret)
-			return ret;
-	}
 	if (!cfg->no_boot) {
 		ret = cfg->payload ? load_payload(vm) : load_linux(vm, &entry, &pvh);
 		if (ret)

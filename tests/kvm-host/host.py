@@ -97,7 +97,8 @@ def qemu_argv(files, run, mode, port=None):
     if mode == "console":
         argv += ["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
     else:
-        argv += ["-serial", f"file:{run}/console.log"]
+        argv += ["-serial", f"file:{run}/console.log",
+                 "-monitor", f"unix:{run}/monitor.sock,server=on,wait=off"]
     return argv
 
 

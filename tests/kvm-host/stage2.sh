@@ -6,6 +6,7 @@
 # the console (vireo.mode=console), and powers off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t sysfs sys /sys
+mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null || mount --bind /dev/pts/ptmx /dev/ptmx
 for d in /dev/shm /run /tmp /var/tmp /var/lock /var/log; do
