@@ -3,6 +3,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,24 +24,104 @@ static int fail(char *err, size_t errlen, int ret, const char *msg)
 	return ret;
 }
 
-static void find_pvh_note(const uint8_t *data, size_t size, const Elf64_Phdr *ph,
+/* The header and program-header fields the loader uses, read from either ELF class (ELF64 for a
+ * vmlinux, ELF32 for a 32-bit PVH kernel) byte by byte, so a hostile image can be misaligned. */
+struct elf_hdr {
+	bool is64;
+	uint64_t entry;
+	uint64_t phoff;
+	uint16_t phnum;
+};
+
+struct elf_phdr {
+	uint32_t type;
+	uint64_t offset;
+	uint64_t paddr;
+	uint64_t filesz;
+	uint64_t memsz;
+};
+
+#define ELF_OFF(is64, type, field) \
+	((is64) ? offsetof(Elf64_##type, field) : offsetof(Elf32_##type, field))
+
+/* An address or offset field: 64 bits in ELF64, 32 in ELF32. */
+static uint64_t elf_word(const uint8_t *p, bool is64)
+{
+	return is64 ? get_le64(p) : get_le32(p);
+}
+
+/* Checks the ELF header of an x86 executable with a complete program header table inside the
+ * file, and reads it into eh. */
+static int elf_read_hdr(const uint8_t *data, size_t size, struct elf_hdr *eh, char *err,
+			size_t errlen)
+{
+	size_t ehsize, phentsize;
+	bool is64;
+
+	if (size < EI_NIDENT)
+		return fail(err, errlen, -ENOEXEC, "ELF file is truncated (no complete header)");
+	if (data[EI_CLASS] != ELFCLASS32 && data[EI_CLASS] != ELFCLASS64)
+		return fail(err, errlen, -ENOEXEC,
+			    "ELF file is neither 32-bit nor 64-bit (bad class)");
+	is64 = data[EI_CLASS] == ELFCLASS64;
+	ehsize = is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
+	phentsize = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+	if (size < ehsize)
+		return fail(err, errlen, -ENOEXEC, "ELF file is truncated (no complete header)");
+	if (data[EI_DATA] != ELFDATA2LSB ||
+	    get_le16(data + ELF_OFF(is64, Ehdr, e_machine)) != (is64 ? EM_X86_64 : EM_386))
+		return fail(err, errlen, -ENOEXEC,
+			    "ELF file is not an x86 kernel (a 64-bit ELF must be x86-64, a 32-bit "
+			    "ELF i386)");
+	if (get_le16(data + ELF_OFF(is64, Ehdr, e_type)) != ET_EXEC)
+		return fail(err, errlen, -ENOEXEC, "ELF file is not an executable (vmlinux)");
+	eh->is64 = is64;
+	eh->entry = elf_word(data + ELF_OFF(is64, Ehdr, e_entry), is64);
+	eh->phoff = elf_word(data + ELF_OFF(is64, Ehdr, e_phoff), is64);
+	eh->phnum = get_le16(data + ELF_OFF(is64, Ehdr, e_phnum));
+	if (get_le16(data + ELF_OFF(is64, Ehdr, e_phentsize)) != phentsize || eh->phnum == 0 ||
+	    eh->phoff > size || (uint64_t)eh->phnum * phentsize > size - eh->phoff)
+		return fail(err, errlen, -ENOEXEC, "ELF program headers are missing or truncated");
+	return 0;
+}
+
+/* Reads program header i; elf_read_hdr has checked that the table lies inside the file. */
+static void elf_read_phdr(const uint8_t *data, const struct elf_hdr *eh, int i, struct elf_phdr *ph)
+{
+	bool is64 = eh->is64;
+	const uint8_t *p =
+		data + eh->phoff + (size_t)i * (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr));
+
+	ph->type = get_le32(p + ELF_OFF(is64, Phdr, p_type));
+	ph->offset = elf_word(p + ELF_OFF(is64, Phdr, p_offset), is64);
+	ph->paddr = elf_word(p + ELF_OFF(is64, Phdr, p_paddr), is64);
+	ph->filesz = elf_word(p + ELF_OFF(is64, Phdr, p_filesz), is64);
+	ph->memsz = elf_word(p + ELF_OFF(is64, Phdr, p_memsz), is64);
+}
+
+/* Looks for XEN_ELFNOTE_PHYS32_ENTRY in a PT_NOTE segment. The note header (three 32-bit words,
+ * so Elf32_Nhdr serves both classes) is the same in both; the descriptor is 4 bytes in ELF32 and 8
+ * in ELF64, and its low 32 bits are the entry either way. */
+static void find_pvh_note(const uint8_t *data, size_t size, const struct elf_phdr *ph,
 			  struct kernel_image *k)
 {
-	uint64_t off = ph->p_offset, end;
+	uint64_t off = ph->offset, end;
 
-	if (ph->p_offset > size || ph->p_filesz > size - ph->p_offset)
+	if (ph->offset > size || ph->filesz > size - ph->offset)
 		return;
-	end = ph->p_offset + ph->p_filesz;
-	while (off + sizeof(Elf64_Nhdr) <= end) {
-		const Elf64_Nhdr *n = (const Elf64_Nhdr *)(data + off);
-		uint64_t name_off = off + sizeof(*n);
-		uint64_t desc_off = name_off + ALIGN_UP((uint64_t)n->n_namesz, 4);
-		uint64_t next = desc_off + ALIGN_UP((uint64_t)n->n_descsz, 4);
+	end = ph->offset + ph->filesz;
+	while (off + sizeof(Elf32_Nhdr) <= end) {
+		uint32_t namesz = get_le32(data + off + offsetof(Elf32_Nhdr, n_namesz));
+		uint32_t descsz = get_le32(data + off + offsetof(Elf32_Nhdr, n_descsz));
+		uint32_t type = get_le32(data + off + offsetof(Elf32_Nhdr, n_type));
+		uint64_t name_off = off + sizeof(Elf32_Nhdr);
+		uint64_t desc_off = name_off + ALIGN_UP((uint64_t)namesz, 4);
+		uint64_t next = desc_off + ALIGN_UP((uint64_t)descsz, 4);
 
-		if (next > end || next <= off)
+		if (next > end)
 			return;
-		if (n->n_type == XEN_ELFNOTE_PHYS32_ENTRY && n->n_namesz == 4 &&
-		    !memcmp(data + name_off, "Xen", 4) && n->n_descsz >= 4) {
+		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
+		    !memcmp(data + name_off, "Xen", 4) && descsz >= 4) {
 			k->has_pvh = true;
 			k->pvh_entry = get_le32(data + desc_off);
 			return;
@@ -49,47 +130,49 @@ static void find_pvh_note(const uint8_t *data, size_t size, const Elf64_Phdr *ph
 	}
 }
 
+/* An ELF64 x86-64 vmlinux (entered at e_entry through the 64-bit boot protocol, or through PVH
+ * if it has the note) or an ELF32 i386 image with a PVH note, which is its only way in. */
 static int probe_elf(const uint8_t *data, size_t size, struct kernel_image *k, char *err,
 		     size_t errlen)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)data;
-	uint64_t lo = UINT64_MAX, hi = 0;
-	int nload = 0;
+	uint64_t lo = UINT64_MAX, hi = 0, entry;
+	struct elf_hdr eh;
+	struct elf_phdr ph;
+	int nload = 0, ret;
 
-	if (size < sizeof(*eh))
-		return fail(err, errlen, -ENOEXEC, "ELF file is truncated (no complete header)");
-	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
-	    eh->e_machine != EM_X86_64)
-		return fail(err, errlen, -ENOEXEC,
-			    "ELF file is not a 64-bit x86-64 kernel (wrong class or machine)");
-	if (eh->e_type != ET_EXEC)
-		return fail(err, errlen, -ENOEXEC, "ELF file is not an executable (vmlinux)");
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 || eh->e_phoff > size ||
-	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > size - eh->e_phoff)
-		return fail(err, errlen, -ENOEXEC, "ELF program headers are missing or truncated");
-	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(data + eh->e_phoff) + i;
-
-		if (ph->p_type == PT_NOTE)
-			find_pvh_note(data, size, ph, k);
-		if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
+	ret = elf_read_hdr(data, size, &eh, err, errlen);
+	if (ret)
+		return ret;
+	for (int i = 0; i < eh.phnum; i++) {
+		elf_read_phdr(data, &eh, i, &ph);
+		if (ph.type == PT_NOTE)
+			find_pvh_note(data, size, &ph, k);
+		if (ph.type != PT_LOAD || ph.memsz == 0)
 			continue;
-		if (ph->p_offset > size || ph->p_filesz > size - ph->p_offset)
+		if (ph.offset > size || ph.filesz > size - ph.offset)
 			return fail(err, errlen, -ENOEXEC,
 				    "ELF segment extends past the end of the file (truncated?)");
-		if (ph->p_filesz > ph->p_memsz || ph->p_paddr + ph->p_memsz < ph->p_paddr)
+		if (ph.filesz > ph.memsz || ph.paddr + ph.memsz < ph.paddr)
 			return fail(err, errlen, -ENOEXEC, "ELF segment sizes are inconsistent");
-		lo = MIN(lo, ph->p_paddr);
-		hi = MAX(hi, ph->p_paddr + ph->p_memsz);
+		lo = MIN(lo, ph.paddr);
+		hi = MAX(hi, ph.paddr + ph.memsz);
 		nload++;
 	}
 	if (!nload)
 		return fail(err, errlen, -ENOEXEC, "ELF file has no loadable segments");
-	if (eh->e_entry < lo || eh->e_entry >= hi)
+	if (!eh.is64 && !k->has_pvh)
 		return fail(err, errlen, -ENOEXEC,
-			    "ELF entry point is outside the loaded segments (not a vmlinux?)");
+			    "32-bit ELF kernel without a PVH entry point: a 32-bit ELF needs a PVH "
+			    "(XEN_ELFNOTE_PHYS32_ENTRY) note");
+	entry = eh.is64 ? eh.entry : k->pvh_entry;
+	if (entry < lo || entry >= hi)
+		return fail(
+			err, errlen, -ENOEXEC,
+			eh.is64 ? "ELF entry point is outside the loaded segments (not a vmlinux?)"
+				: "PVH entry point is outside the loaded segments");
 	k->format = KERNEL_ELF;
-	k->entry = eh->e_entry;
+	k->pvh_only = !eh.is64;
+	k->entry = eh.is64 ? eh.entry : 0;
 	k->load_addr = lo;
 	k->end = hi;
 	k->version = 0x020f;
@@ -157,6 +240,32 @@ int linux_probe(const uint8_t *data, size_t size, struct kernel_image *k, char *
 		    "file is not a Linux kernel (neither an ELF vmlinux nor a bzImage)");
 }
 
+/* Copies each PT_LOAD segment to its physical address and zeroes its tail (.bss). linux_probe has
+ * checked the segments against the file; memory_gpa_ptr checks them against guest RAM. */
+static int load_elf(const struct guest_mem *mem, const struct kernel_image *k, char *err,
+		    size_t errlen)
+{
+	struct elf_hdr eh;
+	struct elf_phdr ph;
+	uint8_t *dst;
+	int ret;
+
+	ret = elf_read_hdr(k->data, k->size, &eh, err, errlen);
+	if (ret)
+		return ret;
+	for (int i = 0; i < eh.phnum; i++) {
+		elf_read_phdr(k->data, &eh, i, &ph);
+		if (ph.type != PT_LOAD || ph.memsz == 0)
+			continue;
+		dst = memory_gpa_ptr(mem, ph.paddr, ph.memsz);
+		if (!dst)
+			return fail(err, errlen, -ENOSPC, "ELF segment does not fit in guest RAM");
+		memcpy(dst, k->data + ph.offset, ph.filesz);
+		memset(dst + ph.filesz, 0, ph.memsz - ph.filesz);
+	}
+	return 0;
+}
+
 int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *err, size_t errlen)
 {
 	char msg[160];
@@ -170,29 +279,12 @@ int linux_load(const struct guest_mem *mem, const struct kernel_image *k, char *
 			(unsigned long long)(memory_low_end(mem) >> 20));
 		return fail(err, errlen, -ENOSPC, msg);
 	}
-	if (k->format == KERNEL_BZIMAGE) {
-		dst = memory_gpa_ptr(mem, k->load_addr, k->size - k->setup_size);
-		if (!dst)
-			return fail(err, errlen, -ENOSPC, "kernel does not fit in guest RAM");
-		memcpy(dst, k->data + k->setup_size, k->size - k->setup_size);
-		return 0;
-	}
-	{
-		const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k->data;
-
-		for (int i = 0; i < eh->e_phnum; i++) {
-			const Elf64_Phdr *ph = (const Elf64_Phdr *)(k->data + eh->e_phoff) + i;
-
-			if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
-				continue;
-			dst = memory_gpa_ptr(mem, ph->p_paddr, ph->p_memsz);
-			if (!dst)
-				return fail(err, errlen, -ENOSPC,
-					    "ELF segment does not fit in guest RAM");
-			memcpy(dst, k->data + ph->p_offset, ph->p_filesz);
-			memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
-		}
-	}
+	if (k->format == KERNEL_ELF)
+		return load_elf(mem, k, err, errlen);
+	dst = memory_gpa_ptr(mem, k->load_addr, k->size - k->setup_size);
+	if (!dst)
+		return fail(err, errlen, -ENOSPC, "kernel does not fit in guest RAM");
+	memcpy(dst, k->data + k->setup_size, k->size - k->setup_size);
 	return 0;
 }
 

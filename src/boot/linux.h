@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Linux direct boot: recognising a bzImage or an ELF vmlinux, copying it into guest RAM, placing
- * the initrd and command line, and filling the zero page (struct boot_params). */
+/* Linux direct boot: recognising a bzImage or an ELF kernel (an x86-64 vmlinux, or an i386 ELF32
+ * with a PVH note), copying it into guest RAM, placing the initrd and command line, and filling
+ * the zero page (struct boot_params). */
 #ifndef VIREO_BOOT_LINUX_H
 #define VIREO_BOOT_LINUX_H
 
@@ -20,7 +21,7 @@ struct kernel_image {
 	enum kernel_format format;
 	const uint8_t *data; /* the whole file, owned by the caller */
 	size_t size;
-	uint64_t entry; /* guest-physical address of the 64-bit entry point */
+	uint64_t entry; /* guest-physical address of the 64-bit entry point (0 when pvh_only) */
 	uint64_t load_addr; /* lowest guest-physical address the kernel occupies */
 	uint64_t end; /* first byte after everything the kernel needs (incl. init_size) */
 	uint16_t version; /* boot protocol version (bzImage; 0x020f assumed for ELF) */
@@ -29,6 +30,7 @@ struct kernel_image {
 	uint32_t cmdline_max; /* longest command line the kernel accepts, without the NUL */
 	bool has_pvh; /* ELF note XEN_ELFNOTE_PHYS32_ENTRY present */
 	uint32_t pvh_entry;
+	bool pvh_only; /* ELF32: no 64-bit entry point, so it can only be booted through PVH */
 };
 
 /* Recognises the image and checks it is complete and bootable. Returns 0 or -EINVAL/-ENOEXEC

@@ -133,6 +133,62 @@ static uint8_t *make_elf(bool with_note)
 	return d;
 }
 
+#define ELF32_PADDR 0x100000u
+#define ELF32_ENTRY (ELF32_PADDR + 0x10) /* multiboot-style entry, unused by PVH */
+#define PVH32_ENTRY (ELF32_PADDR + 0x40)
+
+/* A minimal 32-bit PVH kernel: ELF32 i386, one PT_LOAD with a .bss tail, optionally a PT_NOTE
+ * with a note to skip and the PVH entry note (4-byte descriptor, as in an ELF32 kernel). */
+static uint8_t *make_elf32(bool with_note)
+{
+	uint8_t *d = calloc(1, ELF_SIZE);
+	Elf32_Ehdr *eh = (Elf32_Ehdr *)d;
+	Elf32_Phdr *ph = (Elf32_Phdr *)(d + sizeof(*eh));
+
+	assert_non_null(d);
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS32;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_386;
+	eh->e_version = EV_CURRENT;
+	eh->e_entry = ELF32_ENTRY;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_ehsize = sizeof(*eh);
+	eh->e_phentsize = sizeof(*ph);
+	eh->e_phnum = with_note ? 2 : 1;
+	ph[0].p_type = PT_LOAD;
+	ph[0].p_flags = PF_R | PF_X;
+	ph[0].p_offset = ELF_OFFSET;
+	ph[0].p_vaddr = ELF32_PADDR;
+	ph[0].p_paddr = ELF32_PADDR;
+	ph[0].p_filesz = ELF_FILESZ;
+	ph[0].p_memsz = ELF_MEMSZ;
+	ph[0].p_align = 0x1000;
+	for (size_t i = 0; i < ELF_FILESZ; i++)
+		d[ELF_OFFSET + i] = pm_byte(i);
+	if (with_note) {
+		Elf32_Nhdr *n = (Elf32_Nhdr *)(d + ELF_NOTE_OFFSET);
+
+		n->n_namesz = 4;
+		n->n_descsz = 6;
+		n->n_type = 1;
+		memcpy(n + 1, "GNU", 4);
+		n = (Elf32_Nhdr *)(d + ELF_NOTE_OFFSET + sizeof(*n) + 4 + 8);
+		n->n_namesz = 4;
+		n->n_descsz = 4;
+		n->n_type = 18; /* XEN_ELFNOTE_PHYS32_ENTRY */
+		memcpy(n + 1, "Xen", 4);
+		put32((uint8_t *)(n + 1) + 4, PVH32_ENTRY);
+		ph[1].p_type = PT_NOTE;
+		ph[1].p_offset = ELF_NOTE_OFFSET;
+		ph[1].p_filesz = 2 * (sizeof(*n) + 4) + 8 + 4;
+		ph[1].p_align = 4;
+	}
+	return d;
+}
+
 static void assert_err_contains(const char *err, const char *what)
 {
 	if (!strstr(err, what))
@@ -344,6 +400,188 @@ static void test_probe_elf_errors(void **state)
 	free(d);
 }
 
+static void test_probe_elf32_pvh(void **state)
+{
+	uint8_t *d = make_elf32(true);
+	struct kernel_image k;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_int_equal(k.format, KERNEL_ELF);
+	assert_true(k.has_pvh);
+	assert_true(k.pvh_only);
+	assert_int_equal(k.pvh_entry, PVH32_ENTRY);
+	assert_true(k.load_addr == ELF32_PADDR);
+	assert_true(k.end == ELF32_PADDR + ELF_MEMSZ);
+	free(d);
+
+	/* An ELF64 vmlinux can still be entered through the 64-bit protocol. */
+	d = make_elf(true);
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_false(k.pvh_only);
+	free(d);
+}
+
+static void test_probe_elf32_without_pvh_note(void **state)
+{
+	uint8_t *d = make_elf32(false);
+	Elf32_Phdr *note;
+	Elf32_Nhdr *n;
+	struct kernel_image k;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "32-bit ELF");
+	assert_err_contains(err, "PVH (XEN_ELFNOTE_PHYS32_ENTRY) note");
+	free(d);
+
+	/* A PT_NOTE whose first note claims a huge name is skipped, not followed out of the
+	 * segment, so the image has no PVH note either. */
+	d = make_elf32(true);
+	note = (Elf32_Phdr *)(d + sizeof(Elf32_Ehdr)) + 1;
+	n = (Elf32_Nhdr *)(d + note->p_offset);
+	n->n_namesz = 0xffffffff;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "XEN_ELFNOTE_PHYS32_ENTRY");
+	n->n_namesz = 4;
+	/* A PT_NOTE that runs past the end of the file is ignored too. */
+	note->p_offset = 0xfffffff0;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	note->p_offset = ELF_NOTE_OFFSET;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	free(d);
+}
+
+static void test_probe_elf32_errors(void **state)
+{
+	uint8_t *d = make_elf32(true);
+	Elf32_Ehdr *eh = (Elf32_Ehdr *)d;
+	Elf32_Phdr *ph = (Elf32_Phdr *)(d + sizeof(*eh));
+	struct kernel_image k;
+	char err[256];
+
+	(void)state;
+	/* Header cut short: an ELF32 header is 52 bytes. */
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, sizeof(*eh) - 1, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "truncated");
+	/* Program header table past the end of the file, or wrapping around. */
+	eh->e_phnum = 0xffff;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "program headers");
+	eh->e_phnum = 2;
+	eh->e_phoff = 0xffffffe0;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	eh->e_phoff = ELF_SIZE - sizeof(*ph);
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	eh->e_phoff = sizeof(*eh);
+	/* ELF64-sized program header entries in an ELF32 file. */
+	eh->e_phentsize = sizeof(Elf64_Phdr);
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	eh->e_phentsize = sizeof(*ph);
+
+	/* Segment whose offset + filesz wraps past 4 GiB. */
+	ph->p_offset = 0xffffffff;
+	ph->p_filesz = 2;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "past the end");
+	ph->p_offset = ELF_OFFSET;
+	ph->p_filesz = ELF_FILESZ + 1;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	ph->p_filesz = ELF_FILESZ;
+	ph->p_memsz = ELF_FILESZ - 1;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	ph->p_memsz = ELF_MEMSZ;
+
+	/* The PVH entry must lie in a loaded segment; e_entry is not used. */
+	ph->p_paddr = PVH32_ENTRY + 1;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "PVH entry point");
+	ph->p_paddr = ELF32_PADDR;
+	eh->e_entry = 0xdeadbeef;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	eh->e_entry = ELF32_ENTRY;
+
+	/* Class and machine must agree. */
+	eh->e_machine = EM_X86_64;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "not an x86 kernel");
+	eh->e_machine = EM_386;
+	eh->e_ident[EI_CLASS] = ELFCLASSNONE;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	eh->e_ident[EI_CLASS] = ELFCLASS32;
+	eh->e_ident[EI_DATA] = ELFDATA2MSB;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	free(d);
+}
+
+static void test_probe_elf64_overflow(void **state)
+{
+	uint8_t *d = make_elf(true);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)d;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(d + sizeof(*eh));
+	struct kernel_image k;
+	char err[256];
+
+	(void)state;
+	/* e_phoff near 2^64: phoff + phnum * phentsize would wrap. */
+	eh->e_phoff = UINT64_MAX - 8;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "program headers");
+	eh->e_phoff = sizeof(*eh);
+	/* p_offset + p_filesz would wrap. */
+	ph->p_offset = UINT64_MAX;
+	ph->p_filesz = 2;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "past the end");
+	ph->p_offset = ELF_OFFSET;
+	ph->p_filesz = ELF_FILESZ;
+	/* p_paddr + p_memsz would wrap. */
+	ph->p_paddr = UINT64_MAX - 0x100;
+	err[0] = '\0';
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), -ENOEXEC);
+	assert_err_contains(err, "inconsistent");
+	ph->p_paddr = ELF_PADDR;
+	/* A PT_NOTE at an offset near 2^64 is ignored. */
+	ph[1].p_offset = UINT64_MAX - 4;
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_false(k.has_pvh);
+	free(d);
+}
+
+/* A hostile image need not be aligned: every field is read byte by byte (UBSan checks). */
+static void test_probe_elf_misaligned(void **state)
+{
+	uint8_t *d32 = make_elf32(true), *d64 = make_elf(true);
+	uint8_t *buf = malloc(ELF_SIZE + 1);
+	struct kernel_image k;
+	char err[256] = "";
+
+	(void)state;
+	assert_non_null(buf);
+	memcpy(buf + 1, d32, ELF_SIZE);
+	assert_int_equal(linux_probe(buf + 1, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_int_equal(k.pvh_entry, PVH32_ENTRY);
+	memcpy(buf + 1, d64, ELF_SIZE);
+	assert_int_equal(linux_probe(buf + 1, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_int_equal(k.pvh_entry, PVH_ENTRY);
+	free(buf);
+	free(d64);
+	free(d32);
+}
+
 /* --- linux_load, linux_place_initrd --- */
 
 struct ram {
@@ -425,6 +663,64 @@ static void test_load_too_big(void **state)
 	assert_err_contains(err, "MiB");
 	free(small);
 	free(d);
+}
+
+static void test_load_elf32_pvh(void **state)
+{
+	struct ram *r = *state;
+	uint8_t *d = make_elf32(true);
+	struct kernel_image k;
+	char err[256] = "";
+
+	assert_int_equal(linux_probe(d, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_int_equal(linux_load(&r->mem, &k, err, sizeof(err)), 0);
+	assert_memory_equal(r->buf + ELF32_PADDR, d + ELF_OFFSET, ELF_FILESZ);
+	for (size_t i = ELF_FILESZ; i < ELF_MEMSZ; i++)
+		if (r->buf[ELF32_PADDR + i] != 0)
+			fail_msg("bss byte at %#zx is %#x, not 0", i, r->buf[ELF32_PADDR + i]);
+	assert_int_equal(r->buf[ELF32_PADDR - 1], 0xcc);
+	assert_int_equal(r->buf[ELF32_PADDR + ELF_MEMSZ], 0xcc);
+	free(d);
+}
+
+/* Segments that end past guest RAM are refused with the sizes, nothing is written. */
+static void test_load_elf_beyond_ram(void **state)
+{
+	struct ram *r = *state;
+	uint8_t *d32 = make_elf32(true), *d64 = make_elf(false);
+	Elf32_Phdr *ph32 = (Elf32_Phdr *)(d32 + sizeof(Elf32_Ehdr));
+	Elf64_Ehdr *eh64 = (Elf64_Ehdr *)d64;
+	Elf64_Phdr *ph64 = (Elf64_Phdr *)(d64 + sizeof(*eh64));
+	struct kernel_image k;
+	char err[256];
+
+	/* ELF32: the .bss tail runs one page past the end of RAM. */
+	ph32->p_paddr = GUEST_RAM - ELF_MEMSZ + 0x1000;
+	put32((uint8_t *)d32 + ELF_NOTE_OFFSET + 2 * sizeof(Elf32_Nhdr) + 4 + 8 + 4, ph32->p_paddr);
+	assert_int_equal(linux_probe(d32, ELF_SIZE, &k, err, sizeof(err)), 0);
+	err[0] = '\0';
+	assert_int_equal(linux_load(&r->mem, &k, err, sizeof(err)), -ENOSPC);
+	assert_err_contains(err, "MiB");
+	/* ELF32: a segment at the top of the 32-bit space, far above RAM. */
+	ph32->p_paddr = 0xfffff000;
+	put32((uint8_t *)d32 + ELF_NOTE_OFFSET + 2 * sizeof(Elf32_Nhdr) + 4 + 8 + 4, ph32->p_paddr);
+	assert_int_equal(linux_probe(d32, ELF_SIZE, &k, err, sizeof(err)), 0);
+	assert_true(k.end == 0xfffff000ULL + ELF_MEMSZ);
+	assert_int_equal(linux_load(&r->mem, &k, err, sizeof(err)), -ENOSPC);
+
+	/* ELF64: a segment above 4 GiB. */
+	ph64->p_paddr = 8 * GIB;
+	eh64->e_entry = ph64->p_paddr;
+	assert_int_equal(linux_probe(d64, ELF_SIZE, &k, err, sizeof(err)), 0);
+	err[0] = '\0';
+	assert_int_equal(linux_load(&r->mem, &k, err, sizeof(err)), -ENOSPC);
+	assert_err_contains(err, "MiB");
+
+	for (size_t i = 0; i < GUEST_RAM; i += 4096)
+		if (r->buf[i] != 0xcc)
+			fail_msg("guest RAM at %#zx was written", i);
+	free(d64);
+	free(d32);
 }
 
 static void test_place_initrd(void **state)
@@ -793,9 +1089,16 @@ int main(void)
 		cmocka_unit_test(test_probe_elf),
 		cmocka_unit_test(test_probe_elf_pvh_note),
 		cmocka_unit_test(test_probe_elf_errors),
+		cmocka_unit_test(test_probe_elf32_pvh),
+		cmocka_unit_test(test_probe_elf32_without_pvh_note),
+		cmocka_unit_test(test_probe_elf32_errors),
+		cmocka_unit_test(test_probe_elf64_overflow),
+		cmocka_unit_test(test_probe_elf_misaligned),
 		cmocka_unit_test_setup_teardown(test_load_bzimage, ram_setup, ram_teardown),
 		cmocka_unit_test_setup_teardown(test_load_elf_zeroes_bss, ram_setup, ram_teardown),
 		cmocka_unit_test(test_load_too_big),
+		cmocka_unit_test_setup_teardown(test_load_elf32_pvh, ram_setup, ram_teardown),
+		cmocka_unit_test_setup_teardown(test_load_elf_beyond_ram, ram_setup, ram_teardown),
 		cmocka_unit_test_setup_teardown(test_place_initrd, ram_setup, ram_teardown),
 		cmocka_unit_test(test_boot_params_bzimage),
 		cmocka_unit_test(test_boot_params_short_header),
