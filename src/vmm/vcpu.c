@@ -62,6 +62,38 @@ uint64_t vcpu_cpuid_fingerprint(struct vm *vm)
 	return fp;
 }
 
+/*
+ * XCR0 starts with every XSAVE component the guest's CPUID offers enabled, as firmware may
+ * leave it, rather than x87 only. A guest sets XCR0 itself before it uses XSAVE, so on
+ * hardware this changes nothing it can see but CPUID 0xD.0 EBX before that write. It matters
+ * where XSETBV never reaches KVM: QEMU's emulated AMD-V (TCG) runs a nested guest's XSETBV
+ * without the intercept, so KVM kept believing XCR0 was 1, reported an XSAVE size of 576
+ * bytes in CPUID 0xD.0 EBX (the kernel warns "XSAVE consistency problem") and reloaded XCR0=1
+ * before every entry, under a guest using AVX and PKRU state.
+ */
+static void set_initial_xcr0(struct vcpu *vcpu, const struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *l1 = cpuid_find((struct kvm_cpuid2 *)c, 1, 0);
+	struct kvm_cpuid_entry2 *xs = cpuid_find((struct kvm_cpuid2 *)c, 0xd, 0);
+	struct kvm_xcrs xcrs;
+
+	if (!l1 || !(l1->ecx & (1u << 26)) || !xs)
+		return;
+	memset(&xcrs, 0, sizeof(xcrs));
+	xcrs.nr_xcrs = 1;
+	xcrs.xcrs[0].xcr = 0;
+	/* User components only (x87, SSE, AVX, MPX, AVX-512, PKRU, AMX); supervisor ones
+	 * belong in IA32_XSS. */
+	xcrs.xcrs[0].value = (((uint64_t)xs->edx << 32) | xs->eax) & 0x602ffULL;
+	if (!(xcrs.xcrs[0].value & 1))
+		return;
+	if (ioctl(vcpu->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) <= 0)
+		return;
+	if (ioctl(vcpu->fd, KVM_SET_XCRS, &xcrs) < 0)
+		pr_debug("vcpu%u: KVM_SET_XCRS(XCR0=%#llx): %s", vcpu->index,
+			 (unsigned long long)xcrs.xcrs[0].value, strerror(errno));
+}
+
 static int set_cpuid(struct vcpu *vcpu)
 {
 	struct kvm_cpuid2 *c = guest_cpuid(vcpu->vm, vcpu->index);
@@ -72,6 +104,8 @@ static int set_cpuid(struct vcpu *vcpu)
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0) {
 		ret = -errno;
 		pr_err("vcpu%u: KVM_SET_CPUID2: %s", vcpu->index, strerror(errno));
+	} else {
+		set_initial_xcr0(vcpu, c);
 	}
 	free(c);
 	return ret;
@@ -407,6 +441,15 @@ static void handle_mmio(struct vcpu *vcpu)
 	bus_access(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
+static bool is_reset_state(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+
+	return ioctl(vcpu->fd, KVM_GET_REGS, &r) == 0 && ioctl(vcpu->fd, KVM_GET_SREGS, &sr) == 0 &&
+	       r.rip == 0xfff0 && sr.cs.selector == 0xf000;
+}
+
 static void crash(struct vcpu *vcpu, const char *what)
 {
 	pr_err("vcpu%u: %s", vcpu->index, what);
@@ -508,7 +551,19 @@ void *vcpu_thread(void *arg)
 			crash(vcpu, "halted with no interrupt controller to wake it");
 			break;
 		case KVM_EXIT_SHUTDOWN:
-			crash(vcpu, "triple fault: the guest CPU shut down");
+			/* A PC resets on a triple fault (Linux's last reboot method is one). */
+			if (vm->cfg->on_reboot == REBOOT_RESTART) {
+				pr_info("vcpu%u: triple fault: resetting the guest (--on-reboot "
+					"restart)",
+					vcpu->index);
+				vm_request_stop(vm, STOP_REBOOT, EXIT_GUEST_OFF);
+				break;
+			}
+			/* On AMD-V, KVM has already put the vCPU in its reset state. */
+			crash(vcpu, is_reset_state(vcpu)
+					    ? "triple fault: the guest CPU shut down (registers "
+					      "below: KVM already reset the vCPU, as on AMD-V)"
+					    : "triple fault: the guest CPU shut down");
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			snprintf(msg, sizeof(msg),

@@ -36,16 +36,17 @@ STDERR_NEEDS = {
 }
 
 
-def restart_case(vireo, payload_dir):
-    """--on-reboot restart: the VM comes back after each reset (counted on stdout)."""
-    cmd = [vireo, "run", "--payload", os.path.join(payload_dir, "reboot.bin"),
+def restart_case(vireo, payload_dir, payload="reboot", marker=b"rebooting"):
+    """--on-reboot restart: the VM comes back after each reset (keyboard controller reset, or
+    a triple fault, as on a PC), counted on stdout."""
+    cmd = [vireo, "run", "--payload", os.path.join(payload_dir, payload + ".bin"),
            "--on-reboot", "restart"]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     seen = b""
     deadline = time.monotonic() + 60
     os.set_blocking(p.stdout.fileno(), False)
-    while time.monotonic() < deadline and seen.count(b"rebooting") < 3 and p.poll() is None:
+    while time.monotonic() < deadline and seen.count(marker) < 3 and p.poll() is None:
         try:
             chunk = p.stdout.read()
         except BlockingIOError:
@@ -55,8 +56,8 @@ def restart_case(vireo, payload_dir):
         time.sleep(0.05)
     p.kill()
     p.wait()
-    n = seen.count(b"rebooting")
-    print(f"restarts seen: {n}")
+    n = seen.count(marker)
+    print(f"restarts seen: {n} (VMM exit status {p.returncode}, killed by the test)")
     return 0 if n >= 3 else 1
 
 
@@ -64,6 +65,8 @@ def main():
     vireo, payload_dir, case = sys.argv[1], sys.argv[2], sys.argv[3]
     if case == "kbd_reset_restart":
         return restart_case(vireo, payload_dir)
+    if case == "triple_fault_restart":
+        return restart_case(vireo, payload_dir, "triple", b"about to triple fault")
     payload, extra, want_status, want_re = CASES[case]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "console.txt")
