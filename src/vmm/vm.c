@@ -310,6 +310,13 @@ static int load_linux(struct vm *vm, uint64_t *entry, bool *pvh)
 		ret = -ENOEXEC;
 		goto out;
 	}
+	if (k.pvh_only && cfg->boot == BOOT_LINUX64) {
+		pr_err("kernel %s: --boot linux64, but a 32-bit ELF kernel has no 64-bit entry "
+		       "point (it boots through PVH only)",
+		       cfg->kernel);
+		ret = -ENOEXEC;
+		goto out;
+	}
 	ret = linux_load(&vm->mem, &k, err, sizeof(err));
 	if (ret) {
 		pr_err("kernel %s: %s", cfg->kernel, err);
