@@ -21,6 +21,8 @@ CASES = {
     "triple_fault": ("triple", [], 3, r"about to triple fault"),
     "acpi_poweroff": ("poweroff", [], 0, r"powering off"),
     "kbd_reset_exit": ("reboot", ["--on-reboot", "exit"], 0, r"rebooting"),
+    # A 32-bit ELF kernel with a PVH note (pvh32.elf), entered in protected mode as QEMU does.
+    "pvh32": ("pvh32.elf", ["--memory", "64M"], 0, r"pvh32 ok: start_info magic"),
     "virtio_rng": ("virtio_rng", ["--rng"], 0,
                    r"rng ok: used len 00000010 data [0-9A-F]{8}\r?\n"
                    r"loop: needs reset\r?\noutside RAM: needs reset\r?\n"
@@ -32,6 +34,7 @@ STDERR_NEEDS = {
     "triple_fault": ["triple fault", "rip "],
     "acpi_poweroff": ["powered off"],
     "kbd_reset_exit": ["rebooted"],
+    "pvh32": ["powered off"],
     "virtio_rng": ["virtio-rng: bad request on queue 0", "device needs reset"],
 }
 
@@ -70,8 +73,9 @@ def main():
     payload, extra, want_status, want_re = CASES[case]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "console.txt")
-        cmd = [vireo, "run", "--payload", os.path.join(payload_dir, payload + ".bin"),
-               "--console", "file:" + out, "--timeout", "120"] + extra
+        image = (["--kernel", os.path.join(payload_dir, payload)] if payload.endswith(".elf")
+                 else ["--payload", os.path.join(payload_dir, payload + ".bin")])
+        cmd = [vireo, "run"] + image + ["--console", "file:" + out, "--timeout", "120"] + extra
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=300)
         console = open(out, errors="replace").read()
