@@ -83,7 +83,7 @@ def qemu_argv(files, run, mode, port=None):
                f"vireo.cache={CACHE}")
     if mode == "console":
         cmdline += " loglevel=1"
-    argv = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max,la57=off", "-smp", str(CPUS),
+    argv = ["qemu-system-x86_64", "-accel", os.environ.get("VIREO_KVM_HOST_ACCEL", "tcg,thread=multi"), "-cpu", "max,la57=off", "-smp", str(CPUS),
             "-m", MEMORY, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", f"{files}/vmlinuz", "-initrd", f"{files}/initrd.cpio", "-append", cmdline,
             "-virtfs", f"local,path=/,mount_tag=root,security_model={model},readonly=on,"

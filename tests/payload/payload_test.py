@@ -96,6 +96,12 @@ def main():
         if needle not in p.stderr:
             print(f"FAIL: stderr lacks {needle!r}")
             ok = False
+    if ok and case == "emulation" and not os.path.exists("/sys/module/kvm_pvm"):
+        # The instructions ran natively: what this case is for, the VMM completing what
+        # kvm_pvm's instruction emulator cannot run, needs a kvm_pvm host.
+        print("SKIP: no kvm_pvm here, so the VMM's PVM instruction completions were not "
+              "exercised (the payload itself passed)")
+        return 77
     return 0 if ok else 1
 
 
