@@ -16,21 +16,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 log() { echo "guest/build.sh: $*" >&2; }
 
-need_pkgs=(linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4 gcc make)
-missing=()
-for p in "${need_pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ]; then
-		log "installing ${missing[*]}"
-		apt-get update -q >&2
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
-	else
-		log "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
-		exit 1
-	fi
-fi
+"$here/../scripts/deps.sh" linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4 gcc make || exit 1
 
 src_tar=$(ls /usr/src/linux-source-6.1.tar.* | head -n1)
 cache_root=${VIREO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vireo}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Vireo needs to build, test and boot its test guest.
+# Installs the Debian 12 packages Vireo needs to build, test and boot its test guest, or the
+# packages named as arguments (scripts/deps.sh PKG...).
 # Runs apt-get as root (directly, or through sudo when available); otherwise says what to install.
 set -euo pipefail
 
 PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev clang clang-format cppcheck
 	python3 liburing-dev zlib1g-dev libslirp-dev libglib2.0-dev qemu-utils e2fsprogs linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4)
 
+[ $# -gt 0 ] && PKGS=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

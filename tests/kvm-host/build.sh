@@ -15,22 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { echo "kvm-host/build.sh: $*" >&2; }
 
-need=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod)
-missing=()
-for p in "${need[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" = 0 ]; then
-		log "installing ${missing[*]}"
-		apt-get update -q >&2
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			"${missing[@]}" >&2
-	else
-		log "missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
-		exit 1
-	fi
-fi
+"$here/../../scripts/deps.sh" qemu-system-x86 linux-image-amd64 busybox-static cpio kmod || exit 1
 
 # The newest installed kernel that has its modules.
 kver=
