@@ -55,6 +55,11 @@ else
 		tests/kvm-host/host.py stop
 		trap - EXIT
 		echo "== nested host console log: $VIREO_KVM_HOST/console.log"
+		if [ -s "$VIREO_KVM_HOST/restarts.log" ]; then
+			echo "== the nested host itself failed and was restarted $(wc -l < \
+				"$VIREO_KVM_HOST/restarts.log") time(s); these tests ran again in a fresh one:"
+			sed 's/^/   /' "$VIREO_KVM_HOST/restarts.log"
+		fi
 	else
 		echo "== the nested KVM test host did not start: every KVM suite counts as failed"
 		touch build/meson-logs/kvm-missing.json

@@ -6,7 +6,9 @@ QEMU's user-mode network forwards from 127.0.0.1 on the host. One connection run
 
   client -> agent: one JSON line {"token", "op": "exec"|"ping"|"poweroff", "argv", "cwd", "env"}
   agent -> client: frames of 1 type byte + 4-byte big-endian length + payload:
-                   b"o" stdout bytes, b"e" stderr bytes, b"x" JSON {"rc": N} (last frame)
+                   b"o" stdout bytes, b"e" stderr bytes, b"x" JSON {"rc": N} (last frame),
+                   b"k" (empty) every 10 s while the command runs, so the host can tell a
+                   quiet command from a wedged L1
 
 The token (a random secret the host wrote into the run directory, readable only by its owner)
 keeps other local users of the host from running commands in L1. A command runs in a session of
@@ -21,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 
 def send(conn, lock, kind, data):
@@ -74,6 +77,16 @@ def run(conn, req):
             kill_group(proc)
 
     threading.Thread(target=watch, daemon=True).start()
+
+    def keepalive():
+        while proc.poll() is None:
+            try:
+                send(conn, lock, b"k", b"")
+            except OSError:
+                return
+            time.sleep(10)
+
+    threading.Thread(target=keepalive, daemon=True).start()
     rc = proc.wait()
     for t in pumps:
         t.join()

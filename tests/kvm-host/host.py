@@ -143,12 +143,25 @@ def console_tail(run, n=25):
         return "(no console log)\n"
 
 
-def start(timeout):
+def start(timeout, run=None):
+    """Boots an L1 into a new run directory, or into run (a restart: the old console log is
+    kept as console-N.log and state.json now names the new QEMU)."""
     if not shutil.which("qemu-system-x86_64"):
         raise SystemExit("kvm-host: qemu-system-x86_64 is missing (apt-get install "
                          "qemu-system-x86)")
     files = boot_files()
-    run = new_run_dir()
+    if run is None:
+        run = new_run_dir()
+    else:
+        n = 1
+        while os.path.exists(os.path.join(run, f"console-{n}.log")):
+            n += 1
+        for name in ("console.log", "qemu.log"):
+            if os.path.exists(os.path.join(run, name)):
+                os.rename(os.path.join(run, name), os.path.join(run, name.replace(".", f"-{n}.")))
+        for name in ("token", "ready"):
+            if os.path.exists(os.path.join(run, name)):
+                os.unlink(os.path.join(run, name))
     token = secrets.token_hex(16)
     fd = os.open(os.path.join(run, "token"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, token.encode() + b"\n")
@@ -160,8 +173,9 @@ def start(timeout):
                                 start_new_session=True)
     state = {"pid": proc.pid, "port": port, "token": token, "run": run,
              "started": time.time()}
-    with open(os.path.join(run, "state.json"), "w") as f:
+    with open(os.path.join(run, "state.json.tmp"), "w") as f:
         json.dump(state, f)
+    os.rename(os.path.join(run, "state.json.tmp"), os.path.join(run, "state.json"))
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
@@ -186,12 +200,17 @@ def start(timeout):
     raise SystemExit(1)
 
 
+# The agent sends a keepalive every 10 s while a command runs: this long without one means L1
+# itself is wedged (QEMU's emulated AMD-V has livelocked L1's kernel, see docs/testing.md).
+SILENCE_S = 180
+
+
 def request(state, req, out=None, err=None, connect_timeout=30):
     """Sends one request; streams output; returns the command's exit status."""
     req = dict(req, token=state["token"])
     s = socket.create_connection(("127.0.0.1", state["port"]), timeout=connect_timeout)
     with s:
-        s.settimeout(None)
+        s.settimeout(SILENCE_S)
         s.sendall(json.dumps(req).encode() + b"\n")
         f = s.makefile("rb")
         while True:
@@ -204,6 +223,8 @@ def request(state, req, out=None, err=None, connect_timeout=30):
                 raise ConnectionError("the nested host closed the connection")
             if kind == b"x":
                 return json.loads(data)["rc"]
+            if kind == b"k":
+                continue
             dst = out if kind == b"o" else err
             if dst is not None:
                 dst.write(data)
@@ -221,6 +242,10 @@ def load_state(host):
     return st
 
 
+class Expired(Exception):
+    pass
+
+
 def exec_cmd(state, argv, timeout=None):
     env = dict(os.environ)
     env.pop("VIREO_KVM_HOST", None)
@@ -228,22 +253,36 @@ def exec_cmd(state, argv, timeout=None):
     if timeout:
         def expire(*_):
             say(f"{argv[0]}: no result after {timeout} s; killed")
-            raise TimeoutError
+            raise Expired
 
         signal.signal(signal.SIGALRM, expire)
         signal.alarm(int(timeout))
     # meson stops a test with SIGTERM: leave through the normal path so the connection closes
     # and the agent kills the command in L1.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        return request(state, req, sys.stdout.buffer, sys.stderr.buffer)
-    except TimeoutError:
-        return 124
-    except OSError as e:
-        alive = _alive(state["pid"])
-        say(f"lost the nested host ({e}; QEMU {'still runs' if alive else 'has exited'}); "
-            f"its console ({state['run']}/console.log) ends:\n{console_tail(state['run'])}")
-        return 125
+    for attempt in (1, 2):
+        try:
+            return request(state, req, sys.stdout.buffer, sys.stderr.buffer)
+        except Expired:
+            return 124
+        except OSError as e:
+            alive = _alive(state["pid"])
+            why = "no word from it for %d s" % SILENCE_S if isinstance(e, socket.timeout) \
+                else str(e)
+            say(f"lost the nested host ({why}; QEMU {'still runs' if alive else 'has exited'}); "
+                f"its console ({state['run']}/console.log) ends:\n{console_tail(state['run'])}")
+            if attempt == 2 or os.environ.get("VIREO_KVM_HOST_RESTART", "1") == "0":
+                return 125
+        # L1 itself failed, not the command: boot a fresh one and run the command once more
+        # there. Every such restart is written to restarts.log and reported by run-all.sh.
+        kill(state)
+        with open(os.path.join(state["run"], "restarts.log"), "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {' '.join(argv)[:300]}: {why}\n")
+        say("restarting the nested host and running the command again (counted in "
+            f"{state['run']}/restarts.log)")
+        start(300, state["run"])
+        state = _read_state(state["run"])
+    return 125
 
 
 def kill(state):
