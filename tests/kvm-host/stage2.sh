@@ -38,6 +38,9 @@ console)
 	# The console is this command's controlling terminal, so the user's keys reach it.
 	setsid -c /bin/sh "$run/cmd.sh" </dev/ttyS0 >/dev/ttyS0 2>&1
 	echo $? > "$run/rc"
+	# What L1 says while it goes down is not the user's business.
+	exec >/dev/null 2>&1 </dev/null
+	dmesg -n 1
 	;;
 *) echo "kvm-host stage2: unknown vireo.mode=$mode" ;;
 esac
