@@ -40,7 +40,7 @@ console)
 	echo $? > "$run/rc"
 	# What L1 says while it goes down is not the user's business.
 	exec >/dev/null 2>&1 </dev/null
-	dmesg -n 1
+	dmesg -D
 	;;
 *) echo "kvm-host stage2: unknown vireo.mode=$mode" ;;
 esac
