@@ -82,6 +82,25 @@ static uint8_t *make_bzimage(void)
 #define PVH_ENTRY 0x1234560u
 
 /* A minimal vmlinux: one PT_LOAD with a .bss tail, optionally a PVH note. */
+/* A note to skip, then the PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); ELF32 and ELF64 notes
+ * have the same layout. Returns the notes' size. */
+static uint32_t put_pvh_notes(uint8_t *at, uint32_t entry)
+{
+	Elf32_Nhdr *n = (Elf32_Nhdr *)at;
+
+	n->n_namesz = 4;
+	n->n_descsz = 6;
+	n->n_type = 1;
+	memcpy(n + 1, "GNU", 4);
+	n = (Elf32_Nhdr *)(at + sizeof(*n) + 4 + 8);
+	n->n_namesz = 4;
+	n->n_descsz = 4;
+	n->n_type = 18;
+	memcpy(n + 1, "Xen", 4);
+	put32((uint8_t *)(n + 1) + 4, entry);
+	return 2 * (sizeof(*n) + 4) + 8 + 4;
+}
+
 static uint8_t *make_elf(bool with_note)
 {
 	uint8_t *d = calloc(1, ELF_SIZE);
@@ -112,22 +131,9 @@ static uint8_t *make_elf(bool with_note)
 	for (size_t i = 0; i < ELF_FILESZ; i++)
 		d[ELF_OFFSET + i] = pm_byte(i);
 	if (with_note) {
-		Elf64_Nhdr *n = (Elf64_Nhdr *)(d + ELF_NOTE_OFFSET);
-
-		/* A note to skip, then the PVH entry note. */
-		n->n_namesz = 4;
-		n->n_descsz = 6;
-		n->n_type = 1;
-		memcpy(n + 1, "GNU", 4);
-		n = (Elf64_Nhdr *)(d + ELF_NOTE_OFFSET + sizeof(*n) + 4 + 8);
-		n->n_namesz = 4;
-		n->n_descsz = 4;
-		n->n_type = 18; /* XEN_ELFNOTE_PHYS32_ENTRY */
-		memcpy(n + 1, "Xen", 4);
-		put32((uint8_t *)(n + 1) + 4, PVH_ENTRY);
 		ph[1].p_type = PT_NOTE;
 		ph[1].p_offset = ELF_NOTE_OFFSET;
-		ph[1].p_filesz = 2 * (sizeof(*n) + 4) + 8 + 4;
+		ph[1].p_filesz = put_pvh_notes(d + ELF_NOTE_OFFSET, PVH_ENTRY);
 		ph[1].p_align = 4;
 	}
 	return d;
@@ -169,21 +175,9 @@ static uint8_t *make_elf32(bool with_note)
 	for (size_t i = 0; i < ELF_FILESZ; i++)
 		d[ELF_OFFSET + i] = pm_byte(i);
 	if (with_note) {
-		Elf32_Nhdr *n = (Elf32_Nhdr *)(d + ELF_NOTE_OFFSET);
-
-		n->n_namesz = 4;
-		n->n_descsz = 6;
-		n->n_type = 1;
-		memcpy(n + 1, "GNU", 4);
-		n = (Elf32_Nhdr *)(d + ELF_NOTE_OFFSET + sizeof(*n) + 4 + 8);
-		n->n_namesz = 4;
-		n->n_descsz = 4;
-		n->n_type = 18; /* XEN_ELFNOTE_PHYS32_ENTRY */
-		memcpy(n + 1, "Xen", 4);
-		put32((uint8_t *)(n + 1) + 4, PVH32_ENTRY);
 		ph[1].p_type = PT_NOTE;
 		ph[1].p_offset = ELF_NOTE_OFFSET;
-		ph[1].p_filesz = 2 * (sizeof(*n) + 4) + 8 + 4;
+		ph[1].p_filesz = put_pvh_notes(d + ELF_NOTE_OFFSET, PVH32_ENTRY);
 		ph[1].p_align = 4;
 	}
 	return d;
