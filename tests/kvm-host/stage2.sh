@@ -22,6 +22,15 @@ for a in $(cat /proc/cmdline); do
 	vireo.cache=*) cache=${a#vireo.cache=} ;;
 	esac
 done
+# A checkout or cache under /tmp (a CI clone, say) was hidden by the tmpfs above: share it
+# again on top.
+for share in "top=$top" "cache=$cache"; do
+	dir=${share#*=}
+	if [ -n "$dir" ] && ! mountpoint -q "$dir"; then
+		mkdir -p "$dir"
+		mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "${share%%=*}" "$dir"
+	fi
+done
 hostname vireo-l1
 ip link set lo up
 ip link set eth0 up 2>/dev/null && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
