@@ -9,10 +9,6 @@ mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null || mount --bind /dev/pts/ptmx /dev/ptmx
-for d in /dev/shm /run /tmp /var/tmp /var/lock /var/log; do
-	[ -d "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
-done
-mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mode= run= top=
 for a in $(cat /proc/cmdline); do
 	case "$a" in
@@ -22,13 +18,26 @@ for a in $(cat /proc/cmdline); do
 	vireo.cache=*) cache=${a#vireo.cache=} ;;
 	esac
 done
-# A checkout or cache under /tmp (a CI clone, say) was hidden by the tmpfs above: share it
-# again on top.
-for share in "top=$top" "cache=$cache"; do
-	dir=${share#*=}
-	if [ -n "$dir" ] && ! mountpoint -q "$dir"; then
+for tag in top cache; do
+	eval dir=\$$tag
+	case "$dir" in
+	/dev/shm/*|/run/*|/tmp/*|/var/tmp/*|/var/lock/*|/var/log/*)
+		mkdir -p "/dev/.vireo-$tag"
+		mount --move "$dir" "/dev/.vireo-$tag"
+		;;
+	esac
+done
+for d in /dev/shm /run /tmp /var/tmp /var/lock /var/log; do
+	[ -d "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
+done
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+# A checkout or cache under /tmp (a CI clone, say) is hidden by the tmpfs mounted there: the
+# shares were moved aside before it and come back on top now (a 9p share mounts only once).
+for tag in top cache; do
+	eval dir=\$$tag
+	if [ -d "/dev/.vireo-$tag" ] && mountpoint -q "/dev/.vireo-$tag"; then
 		mkdir -p "$dir"
-		mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 "${share%%=*}" "$dir"
+		mount --move "/dev/.vireo-$tag" "$dir"
 	fi
 done
 hostname vireo-l1
