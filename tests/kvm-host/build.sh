@@ -15,7 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { echo "kvm-host/build.sh: $*" >&2; }
 
-"$here/../../scripts/deps.sh" qemu-system-x86 linux-image-amd64 busybox-static cpio kmod || exit 1
+# iproute2 and util-linux are what stage2.sh runs in L1 (from this machine's root).
+"$here/../../scripts/deps.sh" qemu-system-x86 linux-image-amd64 busybox-static cpio kmod iproute2 \
+	util-linux || exit 1
 
 # The newest installed kernel that has its modules.
 kver=
