@@ -31,28 +31,6 @@ void memory_attach(struct guest_mem *mem, uint8_t *host, uint64_t ram_size)
 		mem->regions[1].hva = host + mem->regions[0].size;
 }
 
-/*
- * Guest RAM starts on a 2 MiB boundary of the host's address space, so that guest-physical and
- * host-virtual addresses agree modulo 2 MiB and KVM can map the guest with 2 MiB pages where the
- * host backs it with transparent huge pages. Unaligned, every guest page was a 4 KiB mapping:
- * several thousand more nested page faults in a Linux boot (bench/boot.py).
- */
-static void *map_aligned(size_t size, int flags)
-{
-	size_t len = size + 2 * MIB;
-	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
-	uint8_t *a;
-
-	if (p == MAP_FAILED)
-		return MAP_FAILED;
-	a = (uint8_t *)ALIGN_UP((uintptr_t)p, 2 * MIB);
-	if (a > p)
-		munmap(p, (size_t)(a - p));
-	if (p + len > a + size)
-		munmap(a + size, (size_t)(p + len - (a + size)));
-	return a;
-}
-
 int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
@@ -65,8 +43,7 @@ int memory_alloc(struct guest_mem *mem, uint64_t ram_size, bool hugepages)
 		size = ALIGN_UP(size, 2 * MIB);
 		flags = (flags & ~MAP_NORESERVE) | MAP_HUGETLB;
 	}
-	p = hugepages ? mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0)
-		      : map_aligned(size, flags);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Transparent huge pages where the host allows them; merging for KSM is the daemon's

@@ -36,8 +36,6 @@ static void test_discard_anonymous(void **state)
 	(void)state;
 	assert_int_equal(memory_alloc(&mem, 16 * MIB, false), 0);
 	p = memory_gpa_ptr(&mem, 0, 16 * MIB);
-	/* Guest RAM is 2 MiB-aligned in the host (huge page mappings in KVM). */
-	assert_int_equal((uintptr_t)p % (2 * MIB), 0);
 	memset(p, 0xaa, 5 * 4096);
 	/* Only whole pages inside the range: 0x800..0x3800 discards pages 1 and 2. */
 	assert_int_equal(memory_discard(&mem, 0x800, 0x3000), 2 * 4096);
