@@ -11,11 +11,10 @@ peer here; bench/state.py compares with QEMU on the Linux guest.
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 
-from guest import unix_exchange, wait_for_path
+from guest import free_port, unix_exchange, wait_for_path
 
 
 def request(sock, obj, timeout=300):
@@ -88,14 +87,6 @@ def bench_snapshots(vireo, payloads, tmp, mems=("256M",)):
                   f"{r.get('state_bytes', 0) / 1024:>11.1f}"
                   f"{r.get('memory_bytes', 0) / 2**20:>12.1f}{du:>13.1f}{lat_s:>21}")
             shutil.rmtree(snap, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def gaps_ms(path, khz):

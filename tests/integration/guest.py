@@ -34,6 +34,15 @@ def wait_for_path(path, timeout=30):
     return os.path.exists(path)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for migration listeners)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def unix_exchange(path, send=b"", until=b"\n", timeout=20):
     """Connects to a unix socket, sends send, reads until until appears (or EOF)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -8,13 +8,12 @@ running.
 Usage: lifecycle_test.py VIREO GUEST_BUILD_SH"""
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import Guest, linux_snapshot, unix_exchange, wait_for_path  # noqa: E402
+from guest import Guest, free_port, linux_snapshot, unix_exchange, wait_for_path  # noqa: E402
 
 VIREO, BUILD_SH = sys.argv[1], sys.argv[2]
 WORK = os.environ.get("MESON_BUILD_ROOT", tempfile.gettempdir())
@@ -34,14 +33,6 @@ def counter(g):
     out = g.run("cat /tmp/cnt", timeout=120)
     nums = [ln for ln in out.split("\n") if ln.strip().isdigit()]
     return int(nums[-1]) if nums else -1
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def restore(snap, *extra):

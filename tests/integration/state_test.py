@@ -18,7 +18,7 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import unix_exchange, wait_for_path  # noqa: E402
+from guest import free_port, unix_exchange, wait_for_path  # noqa: E402
 
 VIREO, PAYLOADS = sys.argv[1], sys.argv[2]
 COUNTER = os.path.join(PAYLOADS, "counter.bin")
@@ -85,14 +85,6 @@ def rewrite_state(src_dir, dst_dir, edit):
     struct.pack_into("<I", b, 56, 0)
     struct.pack_into("<I", b, 56, zlib.crc32(bytes(b)))
     open(path, "wb").write(b)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, timeout=30):
