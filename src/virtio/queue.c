@@ -57,6 +57,7 @@ void virtq_reset(struct virtq *vq, const struct virtq_mem *m, uint16_t max_size)
 {
 	memset(vq, 0, sizeof(*vq));
 	vq->size = max_size;
+	vq->max_size = max_size;
 	if (m)
 		vq->m = *m;
 }
@@ -67,7 +68,9 @@ int virtq_enable(struct virtq *vq)
 	uint16_t n = vq->size;
 
 	vq->desc = vq->avail = vq->used = NULL;
-	if (!n || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
+	/* A size above the device's maximum would be refused by virtq_decode when the state is
+	 * loaded again (snapshot, migration), so it is refused here, where the driver sees it. */
+	if (!n || n > VIRTQ_MAX_SIZE || n > vq->max_size || (n & (n - 1)))
 		return -EINVAL;
 	if ((vq->desc_gpa & 15) || (vq->avail_gpa & 1) || (vq->used_gpa & 3))
 		return -EINVAL;
@@ -328,9 +331,13 @@ int virtq_decode(struct virtq *vq, const uint8_t *in, uint32_t len, uint16_t max
 	if (len < VIRTQ_STATE_LEN)
 		return -EINVAL;
 	size = get_le16(in);
-	if (!size || size > max_size || in[2] > 1)
+	/* A disabled queue's size is only the register the driver wrote, whatever it holds:
+	 * virtq_enable checks it when the driver enables the queue. A ready queue's was checked
+	 * then and must still fit this device. */
+	if (in[2] > 1 || (in[2] && (!size || size > max_size || (size & (size - 1)))))
 		return -EINVAL;
 	vq->size = size;
+	vq->max_size = max_size;
 	vq->ready = in[2];
 	vq->indirect = in[3] & 1;
 	vq->event_idx = in[3] & 2;

@@ -57,6 +57,9 @@ struct virtq_chain {
 struct virtq {
 	/* Set by the driver through the transport. */
 	uint16_t size; /* queue size (number of descriptors), a power of two */
+	/* The largest size the device offers (set by virtq_reset): the driver may pick a
+	 * smaller one, never a larger one. */
+	uint16_t max_size;
 	bool ready;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	/* Negotiated ring features. */
@@ -76,8 +79,9 @@ struct virtq {
 
 /* Resets the queue to the driver-visible defaults (size = max_size, not ready, addresses 0). */
 void virtq_reset(struct virtq *vq, const struct virtq_mem *m, uint16_t max_size);
-/* Checks size and ring addresses (alignment, inside RAM) and maps the rings. Called when the
- * driver enables the queue and again after a state load. Returns 0, -EINVAL or -EFAULT. */
+/* Checks size (a power of two, at most max_size) and ring addresses (alignment, inside RAM) and
+ * maps the rings. Called when the driver enables the queue and again after a state load.
+ * Returns 0, -EINVAL or -EFAULT. */
 int virtq_enable(struct virtq *vq);
 /* Takes the next available chain. Returns 1 with *c filled, 0 when the queue is empty, or
  * -errno when the driver broke the rules (the queue must not be used again until reset). */

@@ -389,6 +389,59 @@ static void test_queue_enable_bad_address(void **state)
 	assert_true(status(f) & VIRTIO_STATUS_NEEDS_RESET);
 }
 
+/* A driver writes a queue size above the device's maximum (64 for virtio-rng) and enables the
+ * queue: the queue stays disabled and the device needs a reset. Accepted, that size would have
+ * made the saved state unloadable (virtq_decode refuses it); the state saved now loads. */
+static void test_queue_enable_oversize(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture g = { 0 };
+	struct tlv_writer w;
+	struct tlv_section s;
+	size_t pos = 0, start;
+
+	negotiate(f, 1ULL << VIRTIO_F_VERSION_1);
+	bar_write(f, 0x16, 0, 2);
+	assert_int_equal(bar_read(f, 0x18, 2), 64);
+	bar_write(f, 0x18, 128, 2);
+	bar_write(f, 0x20, DESC_GPA, 8);
+	bar_write(f, 0x28, AVAIL_GPA, 8);
+	bar_write(f, 0x30, USED_GPA, 8);
+	bar_write(f, 0x1c, 1, 2);
+	assert_int_equal(bar_read(f, 0x1c, 2), 0);
+	assert_false(f->vp->vdev.vqs[0].ready);
+	assert_true(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+
+	tlv_writer_init(&w);
+	start = tlv_section_begin(&w, virtio_rng_device_ops.section_id, 0, 1, 1);
+	assert_int_equal(virtio_rng_device_ops.save(f->vp, &w), 0);
+	tlv_section_end(&w, start);
+	assert_int_equal(tlv_next_section(w.buf, w.len, &pos, &s), 1);
+	memory_attach(&g.mem, f->ram, RAM_SIZE);
+	pci_bus_init(&g.pci);
+	bus_init(&g.mmio, "mmio");
+	g.host = (struct virtio_pci_host){ .opaque = &g, .mem = &g.mem, .set_intx = fake_intx };
+	assert_int_equal(virtio_rng_create(&g.vp, &g.host, &g.pci, &g.mmio, 10), 0);
+	/* The register keeps what the driver wrote (it reads it back), the state loads, and the
+	 * loaded queue refuses to be enabled just the same. */
+	assert_int_equal(virtio_rng_device_ops.load(g.vp, &s), 0);
+	assert_int_equal(g.vp->vdev.vqs[0].size, 128);
+	assert_false(g.vp->vdev.vqs[0].ready);
+	assert_int_equal(virtq_enable(&g.vp->vdev.vqs[0]), -EINVAL);
+	free(g.vp);
+	tlv_writer_free(&w);
+
+	/* After a reset, the largest allowed size works. */
+	bar_write(f, 0x14, 0, 1);
+	negotiate(f, 1ULL << VIRTIO_F_VERSION_1);
+	bar_write(f, 0x18, 64, 2);
+	bar_write(f, 0x20, DESC_GPA, 8);
+	bar_write(f, 0x28, AVAIL_GPA, 8);
+	bar_write(f, 0x30, USED_GPA, 8);
+	bar_write(f, 0x1c, 1, 2);
+	assert_int_equal(bar_read(f, 0x1c, 2), 1);
+}
+
 static void test_bad_accesses_ignored(void **state)
 {
 	struct fixture *f = *state;
@@ -518,6 +571,7 @@ int main(void)
 		T(test_malformed_ring_needs_reset),
 		T(test_rng_refuses_readable),
 		T(test_queue_enable_bad_address),
+		T(test_queue_enable_oversize),
 		T(test_bad_accesses_ignored),
 		T(test_save_load),
 		T(test_console_file),

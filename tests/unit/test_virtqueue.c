@@ -389,6 +389,8 @@ static void test_enable_checks(void **state)
 
 	f->vq.size = 6; /* not a power of two */
 	assert_int_equal(virtq_enable(&f->vq), -EINVAL);
+	f->vq.size = 2 * QSIZE; /* above the device's maximum */
+	assert_int_equal(virtq_enable(&f->vq), -EINVAL);
 	f->vq.size = QSIZE;
 	f->vq.desc_gpa = DESC_GPA + 8; /* misaligned */
 	assert_int_equal(virtq_enable(&f->vq), -EINVAL);
@@ -508,6 +510,12 @@ static void test_state_roundtrip(void **state)
 	assert_int_equal(q.signalled_used, 1229);
 	assert_int_equal(virtq_decode(&q, buf, sizeof(buf) - 1, QSIZE), -EINVAL);
 	assert_int_equal(virtq_decode(&q, buf, sizeof(buf), QSIZE / 2), -EINVAL);
+	/* A disabled queue's size is the driver's register, loaded as is and checked when the
+	 * queue is enabled: above the device's maximum, enabling fails. */
+	buf[2] = 0;
+	assert_int_equal(virtq_decode(&q, buf, sizeof(buf), QSIZE / 2), 0);
+	assert_int_equal(q.size, QSIZE);
+	assert_int_equal(virtq_enable(&q), -EINVAL);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
