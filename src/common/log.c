@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,11 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		fprintf(stderr, "%s\n", buf);
 }
 
+/* errno is the caller's after logging: a failed write to stderr must not change the error a
+ * caller reports next (pr_err("...: %s", strerror(errno)); return -errno;). */
 void log_msg(enum log_level level, const char *fmt, ...)
 {
+	int saved = errno;
 	va_list ap;
 
 	if (level > log_max_level)
@@ -47,6 +51,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);
 	va_end(ap);
+	errno = saved;
 }
 
 void die(const char *fmt, ...)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "../common/util.h"
 #include "config.h"
 #include "vm.h"
 #include "vmm.h"
@@ -25,7 +26,7 @@ static void restore_terminal(void)
  * machine vm_create built from the snapshot's configuration. */
 static int restore_load(struct vm *vm, struct restore_source *rs, const struct vm_config *cfg)
 {
-	struct timespec t0, t1;
+	int64_t t0, t1;
 	int ret;
 
 	if (vm->cpuid_fingerprint != rs->hdr.cpuid_fingerprint) {
@@ -43,15 +44,14 @@ static int restore_load(struct vm *vm, struct restore_source *rs, const struct v
 	}
 	if (cfg->saved_tsc_khz)
 		vm_set_tsc_khz(vm, cfg->saved_tsc_khz);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = clock_ns(CLOCK_MONOTONIC);
 	ret = vmstate_load(vm, rs->body, rs->hdr.body_len, false);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t1 = clock_ns(CLOCK_MONOTONIC);
 	if (ret) {
 		pr_err("--restore %s: the saved state could not be loaded", rs->dir);
 		return ret;
 	}
-	pr_debug("restore: state loaded in %.3f ms",
-		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	pr_debug("restore: state loaded in %.3f ms", (double)(t1 - t0) / 1e6);
 	return 0;
 }
 
@@ -63,10 +63,8 @@ int vmm_run_main(int argc, char **argv)
 	int mig_fd = -1;
 	char err[512];
 	int ret, status;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	vmm_start_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	vmm_start_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC);
 
 	ret = config_parse_run(argc, argv, &cfg, err, sizeof(err));
 	if (ret == 1) {

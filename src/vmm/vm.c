@@ -94,6 +94,8 @@ static int kvm_open(struct vm *vm)
 
 static int get_supported_cpuid(struct vm *vm)
 {
+	int err;
+
 	for (int n = 128; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c =
 			calloc(1, sizeof(*c) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
@@ -104,10 +106,11 @@ static int get_supported_cpuid(struct vm *vm)
 			vm->supported_cpuid = c;
 			return 0;
 		}
+		err = -errno;
 		free(c);
-		if (errno != E2BIG) {
-			pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-			return -errno;
+		if (err != -E2BIG) {
+			pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-err));
+			return err;
 		}
 	}
 	return -E2BIG;
@@ -213,6 +216,32 @@ static int add_device(struct vm *vm, const struct device_ops *ops, void *dev)
 	return 0;
 }
 
+/* The port-I/O and MMIO ranges of the platform devices: the registry, every device and the
+ * ports it owns in one place. opaque is found from the vm by offset. */
+struct vm_range {
+	bool mmio;
+	uint64_t base, len;
+	bus_io_fn fn;
+	size_t dev_off; /* offset of the device in struct vm; SIZE_MAX for the vm itself */
+	const char *name;
+};
+
+#define VM_DEV(member) offsetof(struct vm, member)
+#define VM_SELF SIZE_MAX
+
+static const struct vm_range platform_ranges[] = {
+	{ false, SERIAL_COM1_PORT, 8, serial8250_io, VM_DEV(com1), "com1" },
+	{ false, 0x70, 2, rtc_io, VM_DEV(rtc), "cmos-rtc" },
+	/* 0x60 data and 0x64 command/status; 0x61 (PIT gate/speaker) is KVM's. */
+	{ false, I8042_DATA_PORT, 5, platform_i8042_io, VM_DEV(platform), "i8042" },
+	{ false, ACPI_PM1_EVT_PORT, 12, platform_pm_io, VM_DEV(platform), "acpi-pm" },
+	{ false, PCI_CONFIG_PORT, 8, pci_port_filter, VM_SELF, "pci-cfg+rcr" },
+	{ false, 0x80, 1, ignore_io, VM_SELF, "post-code" },
+	{ true, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_mmio, VM_DEV(pci), "pci-ecam" },
+};
+
+/* Returns 0 or the first error, as it was: -EEXIST for an overlap, -ENOSPC when a table is
+ * full (bus_register and add_device say which). */
 static int setup_devices(struct vm *vm)
 {
 	int ret = 0;
@@ -224,30 +253,31 @@ static int setup_devices(struct vm *vm)
 	platform_init(&vm->platform, &platform_ops, vm);
 	pci_bus_init(&vm->pci);
 
-	/* The registry: every device and the ports it owns, in one place. */
-	ret |= bus_register(&vm->pio, SERIAL_COM1_PORT, 8, serial8250_io, &vm->com1, "com1");
-	ret |= bus_register(&vm->pio, 0x70, 2, rtc_io, &vm->rtc, "cmos-rtc");
-	/* 0x60 data and 0x64 command/status; 0x61 (PIT gate/speaker) is KVM's. */
-	ret |= bus_register(&vm->pio, I8042_DATA_PORT, 5, platform_i8042_io, &vm->platform,
-			    "i8042");
-	ret |= bus_register(&vm->pio, ACPI_PM1_EVT_PORT, 12, platform_pm_io, &vm->platform,
-			    "acpi-pm");
-	ret |= bus_register(&vm->pio, PCI_CONFIG_PORT, 8, pci_port_filter, vm, "pci-cfg+rcr");
-	ret |= bus_register(&vm->pio, 0x80, 1, ignore_io, NULL, "post-code");
-	ret |= bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_mmio, &vm->pci,
-			    "pci-ecam");
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(platform_ranges); i++) {
+		const struct vm_range *r = &platform_ranges[i];
+		void *opaque = r->dev_off == VM_SELF ? (void *)vm : (char *)vm + r->dev_off;
+
+		ret = bus_register(r->mmio ? &vm->mmio : &vm->pio, r->base, r->len, r->fn, opaque,
+				   r->name);
+	}
+	if (!ret && vm->cfg->payload)
+		ret = bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
+				   "payload-exit");
 	/* Saved and loaded in this order. Interrupt lines are raised again by each load, before the
 	 * interrupt controllers' own state is loaded. */
-	ret |= add_device(vm, &serial8250_device_ops, &vm->com1);
-	ret |= add_device(vm, &rtc_device_ops, &vm->rtc);
-	ret |= add_device(vm, &platform_device_ops, &vm->platform);
-	ret |= add_device(vm, &pci_bus_device_ops, &vm->pci);
 	if (!ret)
-		ret = vm_setup_virtio(vm, add_device);
-	if (vm->cfg->payload)
-		ret |= bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
-				    "payload-exit");
-	return ret ? -EINVAL : 0;
+		ret = add_device(vm, &serial8250_device_ops, &vm->com1);
+	if (!ret)
+		ret = add_device(vm, &rtc_device_ops, &vm->rtc);
+	if (!ret)
+		ret = add_device(vm, &platform_device_ops, &vm->platform);
+	if (!ret)
+		ret = add_device(vm, &pci_bus_device_ops, &vm->pci);
+	if (ret) {
+		pr_err("platform devices: %s", strerror(-ret));
+		return ret;
+	}
+	return vm_setup_virtio(vm, add_device);
 }
 
 static char *build_cmdline(const struct vm *vm)
@@ -415,9 +445,11 @@ int vm_set_memory_slots(struct vm *vm, bool log_dirty)
 			.userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].hva,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+			int err = -errno;
+
 			pr_err("KVM_SET_USER_MEMORY_REGION%s: %s",
-			       log_dirty ? " (dirty logging on)" : "", strerror(errno));
-			return -errno;
+			       log_dirty ? " (dirty logging on)" : "", strerror(-err));
+			return err;
 		}
 	}
 	return 0;
@@ -437,7 +469,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
+	/* Every fd vm_destroy closes is -1 before anything can fail: a zeroed one is stdin. */
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
+	vm->watch_ep = vm->stop_deadline_fd = -1;
 	vm->control.listen_fd = -1;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		vm->control.clients[i].fd = -1;
@@ -476,8 +510,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
-		pr_err("KVM_CREATE_VM: %s", strerror(errno));
-		return -errno;
+		ret = -errno;
+		pr_err("KVM_CREATE_VM: %s", strerror(-ret));
+		return ret;
 	}
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
 		pr_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
@@ -488,12 +523,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			pr_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		return -errno;
+		ret = -errno;
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(-ret));
+		return ret;
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
-		return -errno;
+		ret = -errno;
+		pr_err("KVM_CREATE_PIT2: %s", strerror(-ret));
+		return ret;
 	}
 	ret = vm_irq_routing_init(vm);
 	if (ret)
@@ -524,8 +561,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return ret;
 
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0)
+		return -errno;
 	vm->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0 || vm->rx_space_fd < 0)
+	if (vm->rx_space_fd < 0)
 		return -errno;
 	ret = setup_devices(vm);
 	if (ret)
@@ -606,15 +645,10 @@ uint64_t vmm_start_ns;
 
 void vm_note_first_run(struct vm *vm)
 {
-	struct timespec now, cpu;
-
 	(void)vm;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
 	pr_debug("startup: first KVM_RUN %.3f ms after start, %.3f ms of CPU time",
-		 ((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - vmm_start_ns) /
-			 1e6,
-		 ((uint64_t)cpu.tv_sec * 1000000000ULL + (uint64_t)cpu.tv_nsec) / 1e6);
+		 (double)((uint64_t)clock_ns(CLOCK_MONOTONIC) - vmm_start_ns) / 1e6,
+		 (double)clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e6);
 }
 
 int vm_pause(struct vm *vm)
@@ -685,17 +719,12 @@ int vm_stop(struct vm *vm, unsigned int timeout_s)
 
 void vm_get_status(struct vm *vm, struct vm_status *st)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	st->state = __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != STOP_NONE ? VM_STOPPING
 		    : __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE)		     ? VM_PAUSED
 										     : VM_RUNNING;
 	st->vcpus = vm->nvcpus;
 	st->memory_mib = vm->mem.ram_size >> 20;
-	st->uptime_ms =
-		((uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec - vmm_start_ns) /
-		1000000;
+	st->uptime_ms = ((uint64_t)clock_ns(CLOCK_MONOTONIC) - vmm_start_ns) / 1000000;
 	st->exits = 0;
 	for (unsigned int i = 0; i < vm->nvcpus; i++)
 		st->exits += __atomic_load_n(&vm->vcpus[i].exits, __ATOMIC_RELAXED);

@@ -34,8 +34,10 @@ static int set_routes(struct vm *vm)
 	r.hdr.nr = vm->nroutes;
 	memcpy(r.e, vm->routes, vm->nroutes * sizeof(r.e[0]));
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0) {
-		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
-		return -errno;
+		int err = -errno;
+
+		pr_err("KVM_SET_GSI_ROUTING: %s", strerror(-err));
+		return err;
 	}
 	return 0;
 }
