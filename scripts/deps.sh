@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev clang clang-format cppcheck
 	python3 liburing-dev zlib1g-dev libslirp-dev libglib2.0-dev qemu-utils e2fsprogs linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4)
 PKGS+=(libcurl4-openssl-dev) # vireo vm|task|token|host: the API client
+PKGS+=(libsqlite3-dev libmicrohttpd-dev) # vireod
 
 [ $# -gt 0 ] && PKGS=("$@")
 missing=()
