@@ -21,6 +21,9 @@
 struct consolehub;
 struct console_viewer;
 
+/* The hub the daemon created (the first consolehub_create), for the websocket handler. */
+struct consolehub *consolehub_default(void);
+
 /* Starts the hub's reader thread. */
 int consolehub_create(struct consolehub **out);
 /* Closes every console and viewer (viewers see end of stream) and frees the hub. */

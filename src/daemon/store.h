@@ -17,6 +17,7 @@
 #define VIREO_DAEMON_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -129,27 +130,27 @@ int store_task_list(struct store *st, const char *state, const char *vm_id, int 
  * {"code":"internal","message":reason}. Returns the number changed or -errno. */
 int store_task_fail_unfinished(struct store *st, const char *reason, const char *at);
 
-/* ---- Tokens and audit (used by auth.c) -------------------------------------------------- */
+/* ---- Tokens and audit (used by auth.c, with the signatures auth.h asked for) ------------ */
 
-struct store_token {
-	char id[33];
-	char name[64];
-	char role[16]; /* viewer operator admin */
-	uint8_t hash[32]; /* SHA-256 of the secret */
-	char created_at[STORE_TIME_LEN];
-	char last_used_at[STORE_TIME_LEN]; /* "" = never */
-	char revoked_at[STORE_TIME_LEN]; /* "" = not revoked */
-};
-/* -EEXIST if the id is taken. */
-int store_token_insert(struct store *st, const struct store_token *t);
-int store_token_get(struct store *st, const char *id, struct store_token *out);
-/* {"items":[{id,name,role,created_at,last_used_at,revoked_at}...]} (never the hash). */
-int store_token_list(struct store *st, json_object **out);
-/* -ENOENT if absent; revoking twice keeps the first time. */
-int store_token_revoke(struct store *st, const char *id, const char *at);
-int store_token_touch(struct store *st, const char *id, const char *at);
-/* Appends one audit row; remote may be NULL. */
-int store_audit(struct store *st, const char *at, const char *principal, const char *method,
-		const char *path, int status, const char *remote);
+/* The daemon's one store, which the token and audit functions below use (they take no store
+ * argument). main.c sets it after store_open; without it they return -ENODEV. */
+void store_set_default(struct store *st);
+struct store *store_default(void);
+
+/* Times are ms since the epoch (shown as RFC 3339 by store_token_list). hash_hex is the
+ * lower-case hex SHA-256 of the secret. -EEXIST if the id is taken. */
+int store_token_insert(const char *id, const char *name, const char *role, const char *hash_hex,
+		       int64_t created_at);
+/* -ENOENT if unknown; *revoked = 1 when revoked. */
+int store_token_lookup(const char *id, char *role, size_t role_len, char *hash_hex, size_t hash_len,
+		       int *revoked);
+/* [{id,name,role,created_at,last_used_at,revoked_at}...] oldest first, times RFC 3339 or null;
+ * never the hash. */
+int store_token_list(json_object **arr);
+int store_token_touch(const char *id, int64_t now);
+/* -ENOENT unknown, -EALREADY already revoked. */
+int store_token_revoke(const char *id, int64_t now);
+int store_audit_append(int64_t at, const char *principal, const char *method, const char *path,
+		       int status, const char *remote);
 
 #endif

@@ -50,7 +50,8 @@
 struct supervisor;
 
 /* Publishes an event: "vm.created" (vm), "vm.updated" (vm), "vm.deleted" {id,name},
- * "vm.state" {id,name,from,to,reason}. data is a new reference the callee owns. */
+ * "vm.state" {id,name,from,to,reason}. The caller keeps ownership of data (events_publish
+ * fits). */
 typedef void (*supervisor_publish_fn)(const char *type, json_object *data);
 
 struct supervisor_config {
@@ -62,6 +63,9 @@ struct supervisor_config {
 	struct consolehub *consoles; /* may be NULL: no consoles */
 	supervisor_publish_fn publish; /* may be NULL */
 };
+
+/* The supervisor the daemon created (the first supervisor_create), for the API handlers. */
+struct supervisor *supervisor_default(void);
 
 /* Loads every VM from the store. Does not touch any process yet. */
 int supervisor_create(const struct supervisor_config *cfg, struct supervisor **out);

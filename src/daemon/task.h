@@ -25,9 +25,9 @@
 struct task;
 struct task_pool;
 
-/* Publishes an event (type, data): the pool calls it with "task.created", "task.updated"
- * {id,state,progress} and "task.log" {id,line}. data is a new reference the callee owns. May
- * be NULL. */
+/* Publishes an event (type, data): the pool calls it with "task.created" and "task.updated"
+ * {id,kind,vm_id,state,progress} and "task.log" {id,line}. The caller keeps ownership of data
+ * (events_publish fits). May be NULL. */
 typedef void (*task_publish_fn)(const char *type, json_object *data);
 
 /* A task's work. Runs on a worker thread. Returns 0 (succeeded; the result set by
@@ -35,6 +35,8 @@ typedef void (*task_publish_fn)(const char *type, json_object *data);
  * from the errno). */
 typedef int (*task_fn)(struct task *t, void *arg);
 
+/* The pool the daemon created (the first task_pool_create), for the API handlers. */
+struct task_pool *task_pool_default(void);
 /* Starts nthreads workers. */
 int task_pool_create(struct store *st, int nthreads, task_publish_fn publish,
 		     struct task_pool **out);
