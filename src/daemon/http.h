@@ -22,7 +22,9 @@ struct json_object;
 struct http_opts {
 	const char *state_dir; /* a generated TLS key and certificate go to <state_dir>/tls/ */
 	const char *socket_path; /* unix socket, always served */
-	gid_t socket_gid; /* group given admin on the unix socket; (gid_t)-1 for none */
+	/* Group that owns the unix socket (mode 0660) and is admin on it, e.g. "vireo" when that
+	 * group exists; NULL: mode 0600, only root and the daemon's uid. */
+	const char *socket_group;
 	const char *listen; /* "ADDR:PORT" for TCP+TLS, or NULL */
 	const char *tls_cert; /* PEM files; both NULL with listen set: generate self-signed */
 	const char *tls_key;
@@ -76,6 +78,11 @@ struct http_resp {
 #define HTTP_EV_VM 1u
 #define HTTP_EV_TASK 2u
 
+/* Reads an integer query argument in [min, max] (def when absent). 0, or 1 with a 400
+ * invalid_value reply set in resp. */
+int http_query_int(const struct http_req *r, struct http_resp *resp, const char *key, int def,
+		   int min, int max, int *out);
+
 /* Sets a JSON reply (takes ownership of body; NULL for 204). Returns 0. */
 int http_json(struct http_resp *resp, int status, struct json_object *body);
 /* Sets the error reply {"code","message","details"?}; details (owned) may be NULL. */
@@ -85,6 +92,11 @@ int http_error(struct http_resp *resp, int status, const char *code, struct json
  * invalid_state, -EEXIST 409 name_taken, -EINVAL 400 invalid_value, -ESTALE 412
  * generation_mismatch, -ENOEXEC 422 unprocessable, anything else 500 internal. msg may be NULL. */
 int http_errno(struct http_resp *resp, int err, const char *msg);
+
+/* The error a lower layer described in e (code and message; status from the code), or, when e
+ * has no code, http_errno(err). */
+struct derror;
+int http_derror(struct http_resp *resp, int err, const struct derror *e);
 
 typedef void (*http_handler)(struct http_req *req, struct http_resp *resp);
 
