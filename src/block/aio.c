@@ -234,7 +234,7 @@ int blk_submit(struct blk *b, struct blk_req *req)
 	req->next = NULL;
 	req->ret = 0;
 	if (a->uring && b->top->drv->format == BLK_FORMAT_RAW && req->op <= BLK_OP_FLUSH &&
-	    uring_submit(a, req))
+	    !(req->op == BLK_OP_WRITE && blk_write_guarded(b, req->offset)) && uring_submit(a, req))
 		return 0;
 
 	pthread_mutex_lock(&a->lock);

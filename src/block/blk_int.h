@@ -43,6 +43,8 @@ struct blk_image {
 	char *path;
 	uint64_t size;
 	bool read_only;
+	/* Raw by probing and writable: writes must not plant a qcow2 magic at offset 0. */
+	bool guard_magic;
 	/* Set by the driver's open. */
 	char *backing_name;
 	enum blk_format backing_format;
@@ -57,7 +59,16 @@ struct blk {
 	struct blk_image *top;
 	struct blk_aio *aio;
 	pthread_mutex_t aio_init_lock;
+	/* Serialises writes that touch the first bytes of a guard_magic image. */
+	pthread_mutex_t guard_lock;
+	bool guard_warned;
 };
+
+/* True when a write at off must go through blk_pwritev()'s magic check (not io_uring). */
+static inline bool blk_write_guarded(const struct blk *b, uint64_t off)
+{
+	return b->top->guard_magic && off < 4;
+}
 
 extern const struct blk_driver blk_raw_driver;
 extern const struct blk_driver blk_qcow2_driver;

@@ -244,9 +244,32 @@ static int probe_format(int fd, enum blk_format *fmt)
 	return 0;
 }
 
+/* What probing may produce. Whoever can write a raw image's first sector (its guest) chooses
+ * what it probes as, so a probed header is not allowed to name host files on its own. */
+static int probe_policy(struct blk_image *img)
+{
+	if (img->drv->format == BLK_FORMAT_QCOW2 && img->backing_name &&
+	    img->backing_format == BLK_FORMAT_AUTO) {
+		blk_set_error("%s: format probed as qcow2 and it names backing file '%s' without a "
+			      "backing format: refused, as a guest of a raw image can write such a "
+			      "header. Give the format explicitly (format=qcow2, -f qcow2) if this "
+			      "image is trusted\n",
+			      img->path, img->backing_name);
+		return -EPERM;
+	}
+	if (img->drv->format == BLK_FORMAT_RAW && !img->read_only) {
+		pr_warn("%s: no format given, probed as raw: writes that would make it look like a "
+			"qcow2 image are refused. Give format=raw (-f raw) to lift this\n",
+			img->path);
+		img->guard_magic = true;
+	}
+	return 0;
+}
+
 /* Opens one file (not its backing file). */
 static int image_open_one(const char *path, enum blk_format fmt, bool rw, struct blk_image **out)
 {
+	bool probed = fmt == BLK_FORMAT_AUTO;
 	struct blk_image *img;
 	struct stat st;
 	int ret;
@@ -276,7 +299,7 @@ static int image_open_one(const char *path, enum blk_format fmt, bool rw, struct
 		ret = -EINVAL;
 		goto err;
 	}
-	if (fmt == BLK_FORMAT_AUTO) {
+	if (probed) {
 		ret = probe_format(img->fd, &fmt);
 		if (ret)
 			goto err;
@@ -286,6 +309,11 @@ static int image_open_one(const char *path, enum blk_format fmt, bool rw, struct
 	if (ret) {
 		img->drv = NULL;
 		goto err;
+	}
+	if (probed) {
+		ret = probe_policy(img);
+		if (ret)
+			goto err;
 	}
 	*out = img;
 	return 0;
@@ -311,48 +339,153 @@ static char *backing_path(const char *overlay, const char *name)
 	return res;
 }
 
-static int open_chain(struct blk_image *top)
+/* Directories (real paths) whose trees may hold backing files, for every open. */
+#define ALLOWED_DIRS_MAX 32
+static pthread_mutex_t allowed_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *allowed_dirs[ALLOWED_DIRS_MAX];
+static int nallowed;
+
+int blk_allow_backing_dir(const char *dir)
+{
+	char *real = realpath(dir, NULL);
+	struct stat st;
+	int ret = 0;
+
+	if (!real || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		ret = real ? -ENOTDIR : -errno;
+		blk_set_error("backing directory %s: %s\n", dir, strerror(-ret));
+		free(real);
+		return ret;
+	}
+	pthread_mutex_lock(&allowed_lock);
+	for (int i = 0; i < nallowed; i++)
+		if (!strcmp(allowed_dirs[i], real))
+			goto out;
+	if (nallowed == ALLOWED_DIRS_MAX) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	allowed_dirs[nallowed++] = real;
+	real = NULL;
+out:
+	pthread_mutex_unlock(&allowed_lock);
+	free(real);
+	return ret;
+}
+
+/* Whether real path p lies in the tree of real directory dir. */
+static bool path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (!strcmp(dir, "/"))
+		return true;
+	return !strncmp(p, dir, n) && p[n] == '/';
+}
+
+/* The rule of blk_open(): real path of the backing file inside the top image's directory tree
+ * (root) or an allowed one. Returns the real path to open, or NULL with *err set. */
+static char *backing_check(const char *root, const char *path, const char *named_by, int *err)
+{
+	char *real = realpath(path, NULL);
+	bool ok;
+
+	if (!real) {
+		*err = -errno;
+		blk_set_error("%s: cannot open backing file %s: %s\n", named_by, path,
+			      strerror(errno));
+		return NULL;
+	}
+	ok = root && path_under(real, root);
+	pthread_mutex_lock(&allowed_lock);
+	for (int i = 0; i < nallowed && !ok; i++)
+		ok = path_under(real, allowed_dirs[i]);
+	pthread_mutex_unlock(&allowed_lock);
+	if (ok)
+		return real;
+	blk_set_error(
+		"%s: backing file %s (%s) is outside %s and every allowed directory: "
+		"refused. Allow its directory with --backing-dir DIR if the image is trusted\n",
+		named_by, path, real, root ? root : "the top image's directory");
+	free(real);
+	*err = -EPERM;
+	return NULL;
+}
+
+/* Real path of the directory of the top image as the caller named it. */
+static char *top_root(const char *path)
+{
+	char *copy = strdup(path), *real = NULL;
+
+	if (copy)
+		real = realpath(dirname(copy), NULL);
+	free(copy);
+	return real;
+}
+
+static int open_chain(struct blk_image *top, bool any)
 {
 	struct stat seen[BLK_MAX_CHAIN];
 	struct blk_image *img = top;
-	int depth = 0;
+	char *root = top_root(top->path);
+	int depth = 0, ret = 0;
 
 	for (;;) {
 		struct stat st;
 
-		if (fstat(img->fd, &st) < 0)
-			return -errno;
-		for (int i = 0; i < depth; i++) {
+		if (fstat(img->fd, &st) < 0) {
+			ret = -errno;
+			break;
+		}
+		for (int i = 0; i < depth && !ret; i++) {
 			if (seen[i].st_dev == st.st_dev && seen[i].st_ino == st.st_ino) {
 				blk_set_error("%s: %s: backing chain loops back to an image "
 					      "already in it\n",
 					      __func__, top->path);
-				return -ELOOP;
+				ret = -ELOOP;
 			}
 		}
 		seen[depth++] = st;
-		if (!img->backing_name)
-			return 0;
+		if (ret || !img->backing_name)
+			break;
 		if (depth >= BLK_MAX_CHAIN) {
 			blk_set_error("%s: %s: backing chain longer than %d images\n", __func__,
 				      top->path, BLK_MAX_CHAIN);
-			return -ELOOP;
+			ret = -ELOOP;
+			break;
 		}
-		char *path = backing_path(img->path, img->backing_name);
+		char *path = backing_path(img->path, img->backing_name), *real = NULL;
 
-		if (!path)
-			return -ENOMEM;
-		int ret = image_open_one(path, img->backing_format, false, &img->backing);
+		if (!path) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (!any)
+			real = backing_check(root, path, img->path, &ret);
+		if (!ret)
+			ret = image_open_one(real ? real : path, img->backing_format, false,
+					     &img->backing);
+		if (!ret && real) {
+			/* Keep the name as composed, for messages and relative names below. */
+			free(img->backing->path);
+			img->backing->path = path;
+			path = NULL;
+		}
+		if (ret && (any || real)) {
+			char why[sizeof(last_error)];
 
-		if (ret) {
-			blk_set_error("%s: %s: cannot open backing file %s\n", __func__, img->path,
-				      path);
-			free(path);
-			return ret;
+			snprintf(why, sizeof(why), "%s", last_error);
+			blk_set_error("%s: %s: cannot open backing file %s: %s\n", __func__,
+				      img->path, path ? path : real, why);
 		}
 		free(path);
+		free(real);
+		if (ret)
+			break;
 		img = img->backing;
 	}
+	free(root);
+	return ret;
 }
 
 int blk_open(const char *path, enum blk_format fmt, unsigned int flags, struct blk **out)
@@ -365,11 +498,12 @@ int blk_open(const char *path, enum blk_format fmt, unsigned int flags, struct b
 		return -ENOMEM;
 	pthread_rwlock_init(&b->lock, NULL);
 	pthread_mutex_init(&b->aio_init_lock, NULL);
+	pthread_mutex_init(&b->guard_lock, NULL);
 	ret = image_open_one(path, fmt, flags & BLK_OPEN_RDWR, &b->top);
 	if (ret)
 		goto err;
 	if (!(flags & BLK_OPEN_NO_BACKING)) {
-		ret = open_chain(b->top);
+		ret = open_chain(b->top, flags & BLK_OPEN_ANY_BACKING);
 		if (ret)
 			goto err;
 	}
@@ -379,7 +513,25 @@ err:
 	blk_image_close(b->top);
 	pthread_rwlock_destroy(&b->lock);
 	pthread_mutex_destroy(&b->aio_init_lock);
+	pthread_mutex_destroy(&b->guard_lock);
 	free(b);
+	return ret;
+}
+
+int blk_allow_chain_dirs(const char *path, enum blk_format fmt)
+{
+	struct blk *b;
+	int ret = blk_open(path, fmt, BLK_OPEN_ANY_BACKING, &b);
+
+	if (ret)
+		return ret;
+	for (struct blk_image *img = b->top; img && !ret; img = img->backing) {
+		char *dir = top_root(img->path);
+
+		ret = dir ? blk_allow_backing_dir(dir) : -ENOENT;
+		free(dir);
+	}
+	blk_close(b);
 	return ret;
 }
 
@@ -396,6 +548,7 @@ int blk_close(struct blk *b)
 	blk_image_close(b->top);
 	pthread_rwlock_destroy(&b->lock);
 	pthread_mutex_destroy(&b->aio_init_lock);
+	pthread_mutex_destroy(&b->guard_lock);
 	free(b);
 	return ret;
 }
@@ -441,13 +594,46 @@ int blk_preadv(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t offs
 	return ret;
 }
 
+/* A write to the first bytes of a probed raw image (blk_write_guarded()): refused when the image
+ * would then start with the qcow2 magic. The lock keeps two writes from building it together. */
+static int guarded_pwritev(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t offset)
+{
+	uint8_t head[4] = { 0 };
+	struct iovec part[4];
+	size_t len = iov_size(iov, iovcnt);
+	int n, ret;
+
+	pthread_mutex_lock(&b->guard_lock);
+	ret = blk_full_pread(b->top->fd, head, sizeof(head), 0, true);
+	if (ret)
+		goto out;
+	n = iov_slice(iov, iovcnt, 0, MIN(len, sizeof(head) - offset), part);
+	for (int i = 0, o = (int)offset; i < n; o += (int)part[i].iov_len, i++)
+		memcpy(head + o, part[i].iov_base, part[i].iov_len);
+	if (!memcmp(head, qcow2_magic, sizeof(head)) && b->top->size >= sizeof(head)) {
+		if (!b->guard_warned)
+			pr_warn("%s: write of a qcow2 header to offset 0 refused: the format was "
+				"probed (give format=raw to allow it)\n",
+				b->top->path);
+		b->guard_warned = true;
+		ret = -EPERM;
+		goto out;
+	}
+	ret = b->top->drv->pwritev(b->top, iov, iovcnt, offset);
+out:
+	pthread_mutex_unlock(&b->guard_lock);
+	return ret;
+}
+
 int blk_pwritev(struct blk *b, const struct iovec *iov, int iovcnt, uint64_t offset)
 {
 	int ret;
 
 	pthread_rwlock_rdlock(&b->lock);
 	ret = check_range(b->top, offset, iov_size(iov, iovcnt), true);
-	if (!ret)
+	if (!ret && blk_write_guarded(b, offset))
+		ret = guarded_pwritev(b, iov, iovcnt, offset);
+	else if (!ret)
 		ret = b->top->drv->pwritev(b->top, iov, iovcnt, offset);
 	pthread_rwlock_unlock(&b->lock);
 	return ret;

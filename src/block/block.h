@@ -22,7 +22,7 @@
 struct blk;
 
 enum blk_format {
-	BLK_FORMAT_AUTO = 0, /* probe: qcow2 magic, else raw */
+	BLK_FORMAT_AUTO = 0, /* probe: qcow2 magic, else raw (with the limits of blk_open()) */
 	BLK_FORMAT_RAW,
 	BLK_FORMAT_QCOW2,
 };
@@ -32,13 +32,32 @@ enum blk_format {
 /* Do not open backing files; unallocated clusters of the top image then read as zeros. For
  * `vireo img info` on a broken chain and for the fuzzer. */
 #define BLK_OPEN_NO_BACKING (1u << 1)
+/* Backing files may be anywhere: the caller vouches for every header of the chain (see
+ * blk_allow_backing_dir()). */
+#define BLK_OPEN_ANY_BACKING (1u << 2)
 
 /* Longest backing chain blk_open() follows, the top image included. */
 #define BLK_MAX_CHAIN 64
 
-/* Opens path as fmt; the backing chain is opened read-only. On error a message saying what is
- * wrong has been logged with pr_err. */
+/*
+ * Opens path as fmt; the backing chain is opened read-only. On error a message saying what is
+ * wrong has been logged with pr_err. Image headers are not trusted (docs/images.md, "Probing and
+ * backing files"):
+ * - fmt AUTO probes. A probed qcow2 image (top or backing) that names a backing file without
+ *   recording its format is refused (-EPERM). A probed raw image opened read-write works, with a
+ *   warning, but refuses (-EPERM) writes that would put a qcow2 magic at offset 0, so a guest
+ *   cannot turn it into a qcow2 image for the next probing open.
+ * - Backing files are resolved relative to the image naming them, then (symlinks resolved) must
+ *   lie in the directory tree of the top image (path as given) or of a directory passed to
+ *   blk_allow_backing_dir(); anything else is refused (-EPERM) unless BLK_OPEN_ANY_BACKING.
+ */
 int blk_open(const char *path, enum blk_format fmt, unsigned int flags, struct blk **out);
+/* Allows backing files in the tree of dir (which must exist) for every later blk_open() of this
+ * process. "/" allows every path. At most 32 directories. */
+int blk_allow_backing_dir(const char *dir);
+/* Allows the directories of every image of path's backing chain (opened with
+ * BLK_OPEN_ANY_BACKING): for an image the caller vouches for, e.g. a snapshot's frozen image. */
+int blk_allow_chain_dirs(const char *path, enum blk_format fmt);
 /* The message of the last error blk_open(), blk_create() or blk_check() logged on this thread. */
 const char *blk_last_error(void);
 /* Drains asynchronous requests, flushes a writable image (clearing the qcow2 dirty bit), closes
@@ -92,7 +111,7 @@ struct blk_create_opts {
 	uint32_t cluster_size; /* qcow2: power of two, 512..2M; 0: 64 KiB */
 	uint32_t refcount_bits; /* qcow2: 1..64, power of two; 0: 16 */
 	const char *backing; /* qcow2: backing file name as stored, or NULL */
-	enum blk_format backing_format; /* AUTO: probe the backing file */
+	enum blk_format backing_format; /* AUTO: probe the backing file and record the result */
 };
 /* Fails with -EEXIST if path exists. */
 int blk_create(const char *path, const struct blk_create_opts *opts);

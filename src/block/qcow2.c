@@ -554,8 +554,10 @@ const struct blk_driver blk_qcow2_driver = {
 	.info = qcow2_info,
 };
 
-/* Size of a new image with a backing file and no size given: the backing file's. */
-static int backing_size(const char *path, const struct blk_create_opts *o, uint64_t *size)
+/* Size and format of the backing file of a new image: the size when none is given, the format
+ * (probed, with the limits of blk_open()) to record when none is given. */
+static int backing_probe(const char *path, const struct blk_create_opts *o, uint64_t *size,
+			 enum blk_format *fmt)
 {
 	char *copy = strdup(path), *full = NULL;
 	struct blk *b;
@@ -577,6 +579,7 @@ static int backing_size(const char *path, const struct blk_create_opts *o, uint6
 		return ret;
 	}
 	*size = blk_size(b);
+	*fmt = blk_format(b);
 	blk_close(b);
 	free(full);
 	return 0;
@@ -599,7 +602,8 @@ static int create_layout(const char *path, const struct blk_create_opts *o, int 
 	uint64_t size = o->size, l1_size, l1_clusters, rb_entries, nb_rb = 1, rt_clusters = 1,
 		 total;
 	uint8_t *buf = NULL, ftable[ARRAY_SIZE(known_features) * 48] = { 0 };
-	uint64_t off = QCOW2_HDR_V3_LEN, blen = o->backing ? strlen(o->backing) : 0;
+	uint64_t off = QCOW2_HDR_V3_LEN, blen = o->backing ? strlen(o->backing) : 0, bsize = 0;
+	enum blk_format bfmt = o->backing_format;
 	int ret;
 
 	if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
@@ -608,10 +612,11 @@ static int create_layout(const char *path, const struct blk_create_opts *o, int 
 		REFUSE("refcount_bits %u must be a power of two from 1 to 64\n", rbits);
 	if (blen > 1023)
 		REFUSE("backing file name longer than 1023 bytes\n");
-	if (!size && o->backing) {
-		ret = backing_size(path, o, &size);
+	if (o->backing && (!size || bfmt == BLK_FORMAT_AUTO)) {
+		ret = backing_probe(path, o, &bsize, &bfmt);
 		if (ret)
 			return ret;
+		size = size ? size : bsize;
 	}
 	h.cluster_bits = (uint32_t)__builtin_ctz(cs);
 	h.refcount_order = (uint32_t)__builtin_ctz(rbits);
@@ -647,10 +652,9 @@ static int create_layout(const char *path, const struct blk_create_opts *o, int 
 	if (!buf)
 		return -ENOMEM;
 	if (o->backing) {
-		const char *bf = blk_format_name(o->backing_format);
+		const char *bf = blk_format_name(bfmt);
 
-		if (o->backing_format != BLK_FORMAT_AUTO)
-			put_ext(buf, &off, QCOW2_EXT_BACKING_FORMAT, bf, (uint32_t)strlen(bf));
+		put_ext(buf, &off, QCOW2_EXT_BACKING_FORMAT, bf, (uint32_t)strlen(bf));
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(known_features); i++) {
 		ftable[i * 48] = known_features[i].type;

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ static const char create_help[] =
 	"    vireo img create - create a disk image\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    vireo img create [-f raw|qcow2] [-b BACKING [-F FMT]] [-o OPTIONS] FILE [SIZE]\n"
+	"    vireo img create [-f raw|qcow2] [-b BACKING -F FMT] [-o OPTIONS] FILE [SIZE]\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Creates FILE, which must not exist. SIZE takes K, M, G, T suffixes (bytes without).\n"
@@ -40,7 +41,9 @@ static const char create_help[] =
 	"OPTIONS\n"
 	"    -f FMT       image format: qcow2 (default) or raw\n"
 	"    -b BACKING   backing file (qcow2 only)\n"
-	"    -F FMT       format of the backing file (probed when absent)\n"
+	"    -F FMT       format of the backing file, required with -b: it is recorded in FILE,\n"
+	"                 so the backing file is never probed\n"
+	"    --backing-dir DIR  allow BACKING's own backing files in DIR (see info)\n"
 	"    -o OPTIONS   comma-separated: cluster_size=SIZE (512 to 2M, default 64K),\n"
 	"                 refcount_bits=N (1 to 64, default 16)\n"
 	"\n"
@@ -52,15 +55,21 @@ static const char info_help[] =
 	"    vireo img info - describe a disk image\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    vireo img info [-f FMT] [--json] FILE\n"
+	"    vireo img info [-f FMT] [--backing-dir DIR] [--json] FILE\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Prints the format, virtual size, disk space used, cluster size, refcount width,\n"
 	"    dirty and corrupt flags of FILE and of every image of its backing chain.\n"
 	"\n"
 	"OPTIONS\n"
-	"    -f FMT     force the format (raw or qcow2) instead of probing\n"
+	"    -f FMT     the format (raw or qcow2). Without it the format is probed, and a\n"
+	"               probed qcow2 image that names a backing file without its format is\n"
+	"               refused (a guest of a raw image could have written that header)\n"
 	"    --json     print one JSON object: the top image, with \"backing-chain\" listing all\n"
+	"    --backing-dir DIR\n"
+	"               also allow backing files in the tree of DIR (repeatable; / allows\n"
+	"               all). By default every backing file of the chain must lie in the\n"
+	"               directory tree of FILE (symlinks resolved)\n"
 	"\n"
 	"EXIT STATUS\n"
 	"    0 on success, 1 on error, 2 on bad usage.\n";
@@ -79,6 +88,7 @@ static const char check_help[] =
 	"    Raw images are always clean.\n"
 	"\n"
 	"OPTIONS\n"
+	"    -f FMT     the format; probed when absent, as for info\n"
 	"    -r leaks   repair leaks (opens the image read-write)\n"
 	"    --json     print the result as JSON\n"
 	"\n"
@@ -91,7 +101,7 @@ static const char convert_help[] =
 	"    vireo img convert - copy an image into a new file\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    vireo img convert [-f FMT] [-O FMT] [-o OPTIONS] SOURCE DEST\n"
+	"    vireo img convert [-f FMT] [--backing-dir DIR] [-O FMT] [-o OPTIONS] SOURCE DEST\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Reads SOURCE through its whole backing chain and writes DEST (which must not\n"
@@ -99,7 +109,9 @@ static const char convert_help[] =
 	"    stays sparse (raw) or unallocated (qcow2).\n"
 	"\n"
 	"OPTIONS\n"
-	"    -f FMT       format of SOURCE (probed when absent)\n"
+	"    -f FMT       format of SOURCE (probed when absent, with the limits of info)\n"
+	"    --backing-dir DIR\n"
+	"                 allow SOURCE's backing files in DIR, as for info\n"
 	"    -O FMT       format of DEST: raw (default) or qcow2\n"
 	"    -o OPTIONS   qcow2 creation options, as for create\n"
 	"\n"
@@ -108,13 +120,24 @@ static const char convert_help[] =
 
 enum {
 	OPT_JSON = 256,
-	OPT_HELP
+	OPT_HELP,
+	OPT_BACKING_DIR,
 };
 
 static int usage_error(const char *help)
 {
 	fputs(help, stderr);
 	return 2;
+}
+
+/* --backing-dir DIR: the image's backing files may also live there (docs/images.md). */
+static int allow_dir(const char *dir)
+{
+	int ret = blk_allow_backing_dir(dir);
+
+	if (ret)
+		fprintf(stderr, "vireo img: --backing-dir %s: %s\n", dir, strerror(-ret));
+	return ret;
 }
 
 static int parse_fmt(const char *s, enum blk_format *fmt)
@@ -154,8 +177,34 @@ static int parse_create_opts(char *s, struct blk_create_opts *o)
 static const struct option common_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "backing-dir", required_argument, NULL, OPT_BACKING_DIR },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* Tells the user when the new image's backing file lies outside its directory tree, where
+ * blk_open() will not follow it without --backing-dir. */
+static void note_backing_outside(const char *file, const char *backing)
+{
+	char *fcopy = strdup(file), *dir = NULL, *full = NULL, *real = NULL;
+	size_t n;
+
+	if (fcopy)
+		dir = realpath(dirname(fcopy), NULL);
+	if (dir && asprintf(&full, "%s/%s", dir, backing) < 0)
+		full = NULL;
+	if (full)
+		real = realpath(backing[0] == '/' ? backing : full, NULL);
+	n = dir ? strlen(dir) : 0;
+	if (real && strcmp(dir, "/") && (strncmp(real, dir, n) || real[n] != '/'))
+		fprintf(stderr,
+			"vireo img: note: the backing file %s is outside the directory tree of %s: "
+			"opening %s will need --backing-dir (docs/images.md)\n",
+			real, file, file);
+	free(real);
+	free(full);
+	free(dir);
+	free(fcopy);
+}
 
 static int cmd_create(int argc, char **argv)
 {
@@ -179,6 +228,10 @@ static int cmd_create(int argc, char **argv)
 			if (parse_create_opts(optarg, &o))
 				return 2;
 			break;
+		case OPT_BACKING_DIR:
+			if (allow_dir(optarg))
+				return 2;
+			break;
 		case OPT_HELP:
 			fputs(create_help, stdout);
 			return 0;
@@ -188,6 +241,11 @@ static int cmd_create(int argc, char **argv)
 	}
 	if (argc - optind < 1 || argc - optind > 2 || (argc - optind == 1 && !o.backing))
 		return usage_error(create_help);
+	if (o.backing && o.backing_format == BLK_FORMAT_AUTO) {
+		fprintf(stderr, "vireo img: -b needs -F raw|qcow2: the backing file's format is "
+				"recorded, not probed\n");
+		return 2;
+	}
 	if (argc - optind == 2 && parse_size(argv[optind + 1], 1, &o.size)) {
 		fprintf(stderr, "vireo img: bad size '%s'\n", argv[optind + 1]);
 		return 2;
@@ -197,6 +255,8 @@ static int cmd_create(int argc, char **argv)
 		fprintf(stderr, "vireo img: cannot create %s: %s\n", argv[optind], strerror(-ret));
 		return 1;
 	}
+	if (o.backing)
+		note_backing_outside(argv[optind], o.backing);
 	return 0;
 }
 
@@ -263,6 +323,10 @@ static int cmd_info(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_BACKING_DIR:
+			if (allow_dir(optarg))
+				return 2;
 			break;
 		case OPT_HELP:
 			fputs(info_help, stdout);
@@ -331,6 +395,10 @@ static int cmd_check(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_BACKING_DIR:
+			if (allow_dir(optarg))
+				return 2;
 			break;
 		case OPT_HELP:
 			fputs(check_help, stdout);
@@ -442,6 +510,10 @@ static int cmd_convert(int argc, char **argv)
 			break;
 		case 'o':
 			if (parse_create_opts(optarg, &o))
+				return 2;
+			break;
+		case OPT_BACKING_DIR:
+			if (allow_dir(optarg))
 				return 2;
 			break;
 		case OPT_HELP:

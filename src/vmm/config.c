@@ -73,7 +73,10 @@ static const char usage[] =
 	"      --disk PATH[,format=qcow2|raw][,readonly][,serial=ID]\n"
 	"                           virtio-blk disk backed by a qcow2 or raw image (vda, vdb, ...\n"
 	"                           in a Linux guest, in the order given; up to 16). format:\n"
-	"                           default probes the qcow2 magic; readonly: the guest cannot\n"
+	"                           default probes the qcow2 magic (a probed raw image refuses\n"
+	"                           guest writes of a qcow2 magic to its first sector, a probed\n"
+	"                           qcow2 one must record its backing file's format: give\n"
+	"                           format= for raw disks); readonly: the guest cannot\n"
 	"                           write (VIRTIO_BLK_F_RO); serial: up to 20 characters the\n"
 	"                           guest reads as the disk's ID (/sys/block/vda/serial). PATH\n"
 	"                           cannot contain a comma. Repeatable\n"
@@ -81,6 +84,9 @@ static const char usage[] =
 	"                           new top image at each snapshot, and the private overlay a\n"
 	"                           restored VM writes to (default: next to the image they sit\n"
 	"                           on). See docs/snapshots.md\n"
+	"      --backing-dir DIR    also allow qcow2 backing files in the tree of DIR (default:\n"
+	"                           only in the directory tree of each --disk image, symlinks\n"
+	"                           resolved; / allows all). Repeatable. See docs/images.md\n"
 	"      --net user[,hostfwd=RULE]...[,mac=MAC]\n"
 	"      --net tap=NAME[,mac=MAC]\n"
 	"                           virtio-net NIC (repeat for more, up to 8; see\n"
@@ -149,6 +155,7 @@ enum {
 	OPT_VSOCK,
 	OPT_DISK,
 	OPT_OVERLAY_DIR,
+	OPT_BACKING_DIR,
 	OPT_NET,
 };
 
@@ -177,6 +184,7 @@ static const struct option long_opts[] = {
 	{ "vsock", required_argument, NULL, OPT_VSOCK },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "overlay-dir", required_argument, NULL, OPT_OVERLAY_DIR },
+	{ "backing-dir", required_argument, NULL, OPT_BACKING_DIR },
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -543,6 +551,10 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 				return bad(err, errlen, "%s",
 					   "--overlay-dir: empty directory name");
 			cfg->overlay_dir = optarg;
+			break;
+		case OPT_BACKING_DIR:
+			if (blk_allow_backing_dir(optarg))
+				return bad(err, errlen, "--backing-dir: %s", blk_last_error());
 			break;
 		case OPT_NET:
 			if (parse_net(optarg, cfg, err, errlen))

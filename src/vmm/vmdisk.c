@@ -107,6 +107,16 @@ int vm_disk_prepare(struct vm *vm, unsigned int i, struct virtio_blk_opts *opts,
 		.name = d->name,
 		.deferred = cfg->incoming != NULL,
 	};
+	/* The chain of a restored or incoming disk may span the image and overlay directories of
+	 * earlier runs; the snapshot or the source vouches for it, so its directories are allowed
+	 * (docs/images.md, "Probing and backing files"). */
+	if ((cfg->restore || cfg->incoming) && access(d->path, R_OK) == 0) {
+		ret = blk_allow_chain_dirs(d->path, d->format);
+		if (ret) {
+			pr_err("disk %u: %s: %s", i, d->path, blk_last_error());
+			return ret;
+		}
+	}
 	if (!cfg->restore || d->read_only)
 		return 0;
 	/* A restored VM never writes to the snapshot's frozen image: it gets its own overlay, so

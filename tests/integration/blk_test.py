@@ -72,8 +72,9 @@ def to_raw(image, tmp, name):
     out = os.path.join(tmp, name + ".raw")
     if os.path.exists(out):
         os.unlink(out)
-    subprocess.run([VIREO, "img", "convert", "-O", "raw", image, out], check=True,
-                   capture_output=True)
+    # The overlays' backing files are the fixture's images, outside their directory.
+    subprocess.run([VIREO, "img", "convert", "--backing-dir", WORK, "-O", "raw", image, out],
+                   check=True, capture_output=True)
     return out
 
 
@@ -93,8 +94,8 @@ def debugfs_exists(raw, path):
 
 
 def actual_size(image):
-    p = subprocess.run([VIREO, "img", "info", "--json", image], capture_output=True, text=True,
-                       check=True)
+    p = subprocess.run([VIREO, "img", "info", "--backing-dir", WORK, "--json", image],
+                       capture_output=True, text=True, check=True)
     return json.loads(p.stdout)["actual-size"]
 
 
