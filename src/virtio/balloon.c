@@ -415,7 +415,7 @@ int virtio_balloon_create(struct virtio_pci **out, const struct virtio_pci_host 
 				flags & BALLOON_DEFLATE_ON_OOM ? &balloon_oom_ops : &balloon_ops, b,
 				host, pci, mmio, intx_irq);
 	if (ret)
-		return ret; /* the machine is being torn down; see virtio_rng_create */
+		return ret; /* the machine is being torn down: left allocated */
 	*out = &b->vp;
 	return 0;
 }

@@ -668,9 +668,11 @@ int virtio_blk_create(struct virtio_pci **out, const struct virtio_pci_host *hos
 	ret = virtio_pci_create(&blk->vp, blk->read_only ? &blk_ro_ops : &blk_rw_ops, blk, host,
 				pci, mmio, intx_irq);
 	if (ret)
-		return ret; /* the machine is being torn down; see virtio_rng_create */
+		goto err_image; /* a failed create leaves nothing pointing at blk */
 	*out = &blk->vp;
 	return 0;
+err_image:
+	close_image(blk, NULL);
 err_path:
 	free(blk->path);
 err_reqs:

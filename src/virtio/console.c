@@ -234,7 +234,7 @@ int virtio_console_create(struct virtio_pci **out, const struct virtio_pci_host 
 	if (!ret)
 		ret = virtio_pci_create(&con->vp, &console_ops, con, host, pci, mmio, intx_irq);
 	if (ret)
-		return ret; /* the machine is being torn down; see virtio_rng_create */
+		return ret; /* the machine is being torn down: left allocated */
 	*out = &con->vp;
 	return 0;
 }

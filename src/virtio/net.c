@@ -352,7 +352,7 @@ int virtio_net_create(struct virtio_pci **out, const struct virtio_pci_host *hos
 		goto err_msg;
 	ret = virtio_pci_create(&n->vp, &net_ops, n, host, pci, mmio, intx_irq);
 	if (ret)
-		return ret; /* the machine is being torn down; see virtio_rng_create */
+		return ret; /* the machine is being torn down: left allocated */
 	*out = &n->vp;
 	return 0;
 

@@ -510,13 +510,18 @@ static int setup_vectors(struct virtio_pci *vp)
 	return 0;
 }
 
+static uint64_t kick_gpa(const struct virtio_pci *vp, unsigned int q)
+{
+	return vp->bar_addr + VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * (uint64_t)q;
+}
+
 static int setup_kicks(struct virtio_pci *vp)
 {
 	const struct virtio_pci_host *h = vp->host;
 	int ret;
 
 	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
-		vp->kicks[q] = (struct virtio_pci_kick){ vp, q, -1 };
+		vp->kicks[q] = (struct virtio_pci_kick){ vp, q, -1, false, false };
 	if (!h->watch_fd)
 		return 0;
 	for (unsigned int q = 0; q < vp->vdev.ops->num_queues; q++) {
@@ -528,16 +533,40 @@ static int setup_kicks(struct virtio_pci *vp)
 		ret = h->watch_fd(h->opaque, fd, kick_ready, &vp->kicks[q]);
 		if (ret)
 			return ret;
+		vp->kicks[q].watched = true;
 		if (h->ioeventfd) {
-			ret = h->ioeventfd(h->opaque,
-					   vp->bar_addr + VIRTIO_PCI_NOTIFY_OFF +
-						   VIRTIO_PCI_NOTIFY_MULT * (uint64_t)q,
-					   2, fd, true);
+			ret = h->ioeventfd(h->opaque, kick_gpa(vp, q), 2, fd, true);
 			if (ret)
 				return ret;
+			vp->kicks[q].ioeventfd = true;
 		}
 	}
 	return 0;
+}
+
+/* Undoes setup_vectors and setup_kicks after a failed create. The GSIs stay allocated (nothing
+ * routes to them); closing an irqfd's eventfd detaches it in KVM. */
+static void release_plumbing(struct virtio_pci *vp)
+{
+	const struct virtio_pci_host *h = vp->host;
+
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		struct virtio_pci_kick *k = &vp->kicks[q];
+
+		if (k->fd < 0)
+			continue;
+		if (k->ioeventfd)
+			h->ioeventfd(h->opaque, kick_gpa(vp, q), 2, k->fd, false);
+		if (k->watched && h->unwatch_fd)
+			h->unwatch_fd(h->opaque, k->fd);
+		close(k->fd);
+		*k = (struct virtio_pci_kick){ vp, q, -1, false, false };
+	}
+	for (unsigned int v = 0; v < vp->nvectors; v++) {
+		if (vp->vector_fd[v] >= 0)
+			close(vp->vector_fd[v]);
+		vp->vector_fd[v] = -1;
+	}
 }
 
 int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops, void *priv,
@@ -545,7 +574,7 @@ int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops
 		      uint32_t intx_irq)
 {
 	struct virtq_mem m = { host->mem, host->mark_dirty, host->opaque };
-	int ret;
+	int ret, slot;
 
 	if (ops->num_queues > VIRTIO_MAX_QUEUES || ops->config_size > 0x1000 || !ops->queue_size ||
 	    ops->queue_size > VIRTQ_MAX_SIZE || (ops->queue_size & (ops->queue_size - 1)))
@@ -555,26 +584,41 @@ int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops
 	vp->host = host;
 	vp->intx_irq = intx_irq;
 	vp->nvectors = ops->num_queues + 1;
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		vp->kicks[q].fd = -1;
+	for (unsigned int v = 0; v < VIRTIO_PCI_MAX_VECTORS; v++)
+		vp->vector_fd[v] = -1;
 	ret = pci_bus_alloc_mmio(pci, VIRTIO_PCI_BAR_SIZE, &vp->bar_addr);
 	if (ret)
 		return ret;
 	build_config_space(vp);
 	vp->pci.cfg_written = cfg_written;
 	vp->pci.opaque = vp;
-	ret = pci_bus_add(pci, &vp->pci, 0);
-	if (ret < 0)
-		return ret;
+	/* Interrupts and notifications first, the PCI slot and the MMIO range last: on any error
+	 * nothing the machine keeps points at vp, and the caller may free it. */
+	ret = setup_vectors(vp);
+	if (!ret)
+		ret = setup_kicks(vp);
+	if (ret) {
+		pr_err("%s: interrupt or notification setup: %s", ops->name, strerror(-ret));
+		goto err_plumbing;
+	}
+	slot = pci_bus_add(pci, &vp->pci, 0);
+	if (slot < 0) {
+		ret = slot;
+		goto err_plumbing;
+	}
 	if (mmio) {
 		ret = bus_register(mmio, vp->bar_addr, VIRTIO_PCI_BAR_SIZE, virtio_pci_bar_io, vp,
 				   ops->name);
 		if (ret)
-			return ret;
+			goto err_slot;
 	}
-	ret = setup_vectors(vp);
-	if (!ret)
-		ret = setup_kicks(vp);
-	if (ret)
-		pr_err("%s: interrupt or notification setup: %s", ops->name, strerror(-ret));
+	return 0;
+err_slot:
+	pci->slots[slot] = NULL;
+err_plumbing:
+	release_plumbing(vp);
 	return ret;
 }
 

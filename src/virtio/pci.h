@@ -56,6 +56,7 @@ struct virtio_pci_kick {
 	struct virtio_pci *vp;
 	unsigned int q;
 	int fd;
+	bool watched, ioeventfd; /* registered with the host, undone by a failed create */
 };
 
 struct virtio_pci {
@@ -86,7 +87,9 @@ struct virtio_pci {
 
 /* Builds the PCI function for a device, puts it on the PCI bus, places its BAR in the MMIO
  * window and registers it on mmio, and sets up notification and interrupt plumbing through
- * host. priv is the device's state (vdev->priv). Returns 0 or -errno. */
+ * host. priv is the device's state (vdev->priv). Returns 0 or -errno; on error nothing refers
+ * to vp any more (only its share of the MMIO window and its GSIs stay used) and the caller may
+ * free it. */
 int virtio_pci_create(struct virtio_pci *vp, const struct virtio_device_ops *ops, void *priv,
 		      const struct virtio_pci_host *host, struct pci_bus *pci, struct bus *mmio,
 		      uint32_t intx_irq);

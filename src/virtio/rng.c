@@ -68,8 +68,7 @@ int virtio_rng_create(struct virtio_pci **out, const struct virtio_pci_host *hos
 		return -ENOMEM;
 	ret = virtio_pci_create(&rng->vp, &rng_ops, rng, host, pci, mmio, intx_irq);
 	if (ret) {
-		/* Part of it may be registered with the machine, which is being torn down
-		 * anyway: leaked on purpose rather than freed under it. */
+		free(rng); /* a failed create leaves nothing pointing at it */
 		return ret;
 	}
 	*out = &rng->vp;

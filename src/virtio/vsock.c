@@ -861,7 +861,7 @@ int virtio_vsock_create(struct virtio_pci **out, const struct virtio_pci_host *h
 	}
 	ret = virtio_pci_create(&vs->vp, &vsock_ops, vs, host, pci, mmio, intx_irq);
 	if (ret)
-		return ret; /* the machine is being torn down; see virtio_rng_create */
+		return ret; /* the machine is being torn down: left allocated */
 	if (host->watch_fd) {
 		ret = host->watch_fd(host->opaque, vs->ep, poll_cb, &vs->vp);
 		if (ret)
