@@ -119,10 +119,29 @@ static bool vector_masked(const struct virtio_pci *vp, unsigned int v)
 	return vp->msix_masked || (vp->msix_table[v * 16 + 12] & MSIX_ENTRY_MASKED);
 }
 
+/* Hands changed routes to KVM, once for any number of table writes. Every interrupt goes out
+ * through msix_send, which calls this first when its vector's route changed: the route KVM
+ * uses is always the one in the table when the interrupt is sent. */
+static void msix_commit(struct virtio_pci *vp)
+{
+	int ret;
+
+	if (!vp->routes_dirty)
+		return;
+	vp->routes_dirty = 0;
+	if (!vp->host->msi_commit)
+		return;
+	ret = vp->host->msi_commit(vp->host->opaque);
+	if (ret)
+		pr_warn("%s: MSI-X routes: %s", vp->vdev.ops->name, strerror(-ret));
+}
+
 static void msix_send(struct virtio_pci *vp, unsigned int v)
 {
 	uint64_t one = 1;
 
+	if (vp->routes_dirty & (1u << v))
+		msix_commit(vp);
 	if (vp->vector_fd[v] < 0) {
 		vp->msi_sent++;
 		return;
@@ -164,6 +183,8 @@ static void msix_route(struct virtio_pci *vp, unsigned int v)
 				  get_le32(e + 8));
 	if (ret)
 		pr_warn("%s: MSI-X vector %u: route: %s", vp->vdev.ops->name, v, strerror(-ret));
+	else
+		vp->routes_dirty |= 1u << v;
 }
 
 static void intx_update(struct virtio_pci *vp)

@@ -39,9 +39,12 @@ struct virtio_pci_host {
 	void (*mark_dirty)(void *opaque, uint64_t gpa, uint64_t len);
 	/* KVM_IOEVENTFD: writes of len bytes at gpa signal fd. */
 	int (*ioeventfd)(void *opaque, uint64_t gpa, uint32_t len, int fd, bool assign);
-	/* A GSI for one MSI-X vector, its route (KVM_SET_GSI_ROUTING), and an irqfd on it. */
+	/* A GSI for one MSI-X vector, its route, and an irqfd on it. msi_route only records the
+	 * route; msi_commit (may be NULL) hands every recorded change to KVM in one
+	 * KVM_SET_GSI_ROUTING, and is called before an interrupt is sent on a changed route. */
 	int (*msi_alloc)(void *opaque, uint32_t *gsi);
 	int (*msi_route)(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data);
+	int (*msi_commit)(void *opaque);
 	int (*irqfd)(void *opaque, uint32_t gsi, int fd);
 	/* INTx: the level of the function's interrupt line. */
 	void (*set_intx)(void *opaque, uint32_t irq, int level);
@@ -79,6 +82,9 @@ struct virtio_pci {
 	uint64_t msix_pba;
 	bool msix_enabled, msix_masked;
 	uint32_t vector_gsi[VIRTIO_PCI_MAX_VECTORS];
+	/* Vectors whose route changed since the last msi_commit: a guest rewriting its table
+	 * costs one KVM_SET_GSI_ROUTING, made before the next interrupt it sends. */
+	uint32_t routes_dirty;
 	int vector_fd[VIRTIO_PCI_MAX_VECTORS];
 	unsigned long msi_sent; /* interrupts sent without an irqfd (tests) */
 

@@ -145,6 +145,9 @@ struct vm {
 	struct kvm_irq_routing_entry routes[VM_MAX_ROUTES];
 	unsigned int nroutes;
 	uint32_t next_msi_gsi;
+	/* routes differs from what KVM has: vm_msi_route changed it, vm_msi_commit sends it. */
+	bool routes_dirty;
+	unsigned long routing_sets; /* KVM_SET_GSI_ROUTING calls made */
 	/* Device fds the main loop watches: their own epoll set, itself watched by vm_run.
 	 * watch_lock guards the table: devices may (un)watch from vCPU threads. */
 	int watch_ep;
@@ -196,7 +199,11 @@ extern uint64_t vmm_start_ns;
 int vm_irq_routing_init(struct vm *vm);
 /* A GSI for one MSI source; its route is set by vm_msi_route. Returns 0 or -ENOSPC. */
 int vm_msi_alloc(struct vm *vm, uint32_t *gsi);
+/* Changes the route of an MSI GSI in the table only; vm_msi_commit hands the table to KVM
+ * (one KVM_SET_GSI_ROUTING however many routes changed), which must happen before an interrupt
+ * is sent on a changed route. */
 int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
+int vm_msi_commit(struct vm *vm);
 /* Signalling fd injects GSI gsi (KVM_IRQFD). */
 int vm_irqfd(struct vm *vm, uint32_t gsi, int fd);
 /* Guest writes of len bytes at gpa signal fd instead of exiting (KVM_IOEVENTFD). */

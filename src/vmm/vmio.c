@@ -31,6 +31,7 @@ static int set_routes(struct vm *vm)
 	} r;
 
 	memset(&r, 0, sizeof(r));
+	vm->routing_sets++;
 	r.hdr.nr = vm->nroutes;
 	memcpy(r.e, vm->routes, vm->nroutes * sizeof(r.e[0]));
 	if (ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0) {
@@ -87,7 +88,6 @@ int vm_msi_alloc(struct vm *vm, uint32_t *gsi)
 int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
 {
 	struct kvm_irq_routing_entry *e = NULL;
-	int ret;
 
 	pthread_mutex_lock(&vm->irq_lock);
 	for (unsigned int i = 0; i < vm->nroutes; i++)
@@ -110,7 +110,21 @@ int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data)
 	e->u.msi.address_lo = (uint32_t)addr;
 	e->u.msi.address_hi = (uint32_t)(addr >> 32);
 	e->u.msi.data = data;
-	ret = set_routes(vm);
+	vm->routes_dirty = true;
+	pthread_mutex_unlock(&vm->irq_lock);
+	return 0;
+}
+
+int vm_msi_commit(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->irq_lock);
+	if (vm->routes_dirty) {
+		ret = set_routes(vm);
+		if (!ret)
+			vm->routes_dirty = false;
+	}
 	pthread_mutex_unlock(&vm->irq_lock);
 	return ret;
 }
@@ -212,6 +226,11 @@ static int host_msi_route(void *opaque, uint32_t gsi, uint64_t addr, uint32_t da
 	return vm_msi_route(opaque, gsi, addr, data);
 }
 
+static int host_msi_commit(void *opaque)
+{
+	return vm_msi_commit(opaque);
+}
+
 static int host_irqfd(void *opaque, uint32_t gsi, int fd)
 {
 	return vm_irqfd(opaque, gsi, fd);
@@ -257,6 +276,7 @@ int vm_setup_virtio(struct vm *vm,
 		.ioeventfd = host_ioeventfd,
 		.msi_alloc = host_msi_alloc,
 		.msi_route = host_msi_route,
+		.msi_commit = host_msi_commit,
 		.irqfd = host_irqfd,
 		.set_intx = host_set_intx,
 		.watch_fd = host_watch_fd,

@@ -39,6 +39,15 @@ struct fixture {
 	struct virtio_pci *vp;
 	unsigned int devfn;
 	int intx_level;
+	/* A model of vmio.c's routing layer: routes recorded by msi_route, what KVM has after
+	 * msi_commit, and how many KVM_SET_GSI_ROUTING calls that took. */
+	struct {
+		uint64_t addr;
+		uint32_t data;
+	} routes[VIRTIO_PCI_MAX_VECTORS], kvm[VIRTIO_PCI_MAX_VECTORS];
+	bool routes_dirty;
+	unsigned int ngsi, routing_sets;
+	int irqfd[VIRTIO_PCI_MAX_VECTORS];
 };
 
 static void fake_intx(void *opaque, uint32_t irq, int level)
@@ -87,7 +96,63 @@ static uint8_t status(struct fixture *f)
 	return (uint8_t)bar_read(f, 0x14, 1);
 }
 
-static int setup(void **state)
+static int fake_msi_alloc(void *opaque, uint32_t *gsi)
+{
+	struct fixture *f = opaque;
+
+	assert_true(f->ngsi < VIRTIO_PCI_MAX_VECTORS);
+	*gsi = f->ngsi++;
+	return 0;
+}
+
+static int fake_msi_route(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct fixture *f = opaque;
+
+	if (f->routes[gsi].addr != addr || f->routes[gsi].data != data)
+		f->routes_dirty = true;
+	f->routes[gsi].addr = addr;
+	f->routes[gsi].data = data;
+	return 0;
+}
+
+static int fake_msi_commit(void *opaque)
+{
+	struct fixture *f = opaque;
+
+	if (!f->routes_dirty)
+		return 0;
+	/* Committed before the interrupt that needs it: nothing is sent yet. */
+	for (uint32_t gsi = 0; gsi < f->ngsi; gsi++) {
+		uint64_t n;
+
+		assert_true(read(f->irqfd[gsi], &n, sizeof(n)) < 0 && errno == EAGAIN);
+	}
+	memcpy(f->kvm, f->routes, sizeof(f->kvm));
+	f->routes_dirty = false;
+	f->routing_sets++;
+	return 0;
+}
+
+static int fake_irqfd(void *opaque, uint32_t gsi, int fd)
+{
+	struct fixture *f = opaque;
+
+	f->irqfd[gsi] = fd;
+	return 0;
+}
+
+/* Interrupts sent on a vector's irqfd since the last call. */
+static uint64_t irqs(struct fixture *f, uint32_t gsi)
+{
+	uint64_t n = 0;
+
+	if (read(f->irqfd[gsi], &n, sizeof(n)) < 0)
+		assert_int_equal(errno, EAGAIN);
+	return n;
+}
+
+static int setup_host(void **state, bool msi)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	int slot;
@@ -97,6 +162,12 @@ static int setup(void **state)
 	pci_bus_init(&f->pci);
 	bus_init(&f->mmio, "mmio");
 	f->host = (struct virtio_pci_host){ .opaque = f, .mem = &f->mem, .set_intx = fake_intx };
+	if (msi) {
+		f->host.msi_alloc = fake_msi_alloc;
+		f->host.msi_route = fake_msi_route;
+		f->host.msi_commit = fake_msi_commit;
+		f->host.irqfd = fake_irqfd;
+	}
 	assert_int_equal(virtio_rng_create(&f->vp, &f->host, &f->pci, &f->mmio, 10), 0);
 	for (slot = 1; slot < PCI_SLOTS && f->pci.slots[slot] != &f->vp->pci; slot++)
 		;
@@ -107,9 +178,23 @@ static int setup(void **state)
 	return 0;
 }
 
+static int setup(void **state)
+{
+	return setup_host(state, false);
+}
+
+static int setup_msi(void **state)
+{
+	return setup_host(state, true);
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+
+	for (unsigned int v = 0; v < f->vp->nvectors; v++)
+		if (f->vp->vector_fd[v] >= 0)
+			close(f->vp->vector_fd[v]);
 
 	free(f->ram);
 	/* The device (allocated by virtio_rng_create, vp its first member) normally lives as
@@ -330,6 +415,67 @@ static void test_rng_msix(void **state)
 	assert_int_equal(f->vp->msi_sent, 1);
 	cfg_write(f, 0x42, 0x8001, 2);
 	assert_int_equal(f->vp->msi_sent, 2);
+}
+
+static void msix_entry_write(struct fixture *f, unsigned int v, uint64_t addr, uint32_t data)
+{
+	/* As Linux writes an entry: address low, address high, data, each a 32-bit access. */
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v, (uint32_t)addr, 4);
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v + 4, (uint32_t)(addr >> 32), 4);
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 * v + 8, data, 4);
+}
+
+static void kick(struct fixture *f)
+{
+	put_desc(f, 0, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	make_avail(f, 0);
+	bar_write(f, VIRTIO_PCI_NOTIFY_OFF, 0, 2);
+}
+
+/* The guest rewrites its whole MSI-X table, masked and then unmasked: KVM's routing table is
+ * replaced once, before the first interrupt, not once per table write (there were 6 here). A
+ * route rewritten while its vector is unmasked reaches KVM before the next interrupt on it. */
+static void test_msix_routes_batched(void **state)
+{
+	struct fixture *f = *state;
+
+	start_queue(f, false);
+	bar_write(f, 0x10, 0, 2); /* config vector 0 */
+	bar_write(f, 0x1a, 1, 2); /* queue vector 1 */
+	cfg_write(f, 0x42, 0x8001, 2); /* MSI-X enable */
+	msix_entry_write(f, 0, 0xfee01000, 0x40);
+	msix_entry_write(f, 1, 0xfee02000, 0x41);
+	assert_int_equal(f->routing_sets, 0);
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 12, 0, 4); /* unmask vector 1 */
+	assert_int_equal(f->routing_sets, 0);
+	kick(f);
+	assert_int_equal(f->routing_sets, 1);
+	assert_int_equal(f->kvm[1].addr, 0xfee02000);
+	assert_int_equal(f->kvm[1].data, 0x41);
+	assert_int_equal(f->kvm[0].data, 0x40);
+	assert_int_equal(irqs(f, 1), 1);
+	/* Nothing changed: the next interrupt needs no routing update. */
+	kick(f);
+	assert_int_equal(irqs(f, 1), 1);
+	assert_int_equal(f->routing_sets, 1);
+	/* Moved to another CPU while unmasked. */
+	msix_entry_write(f, 1, 0xfee03000, 0x42);
+	assert_int_equal(f->routing_sets, 1);
+	kick(f);
+	assert_int_equal(f->routing_sets, 2);
+	assert_int_equal(f->kvm[1].addr, 0xfee03000);
+	assert_int_equal(f->kvm[1].data, 0x42);
+	assert_int_equal(irqs(f, 1), 1);
+	/* Masked, rewritten, interrupt held pending, unmasked: delivered on the new route. */
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 12, 1, 4);
+	msix_entry_write(f, 1, 0xfee04000, 0x43);
+	kick(f);
+	assert_int_equal(irqs(f, 1), 0);
+	assert_int_equal(f->routing_sets, 2);
+	bar_write(f, VIRTIO_PCI_MSIX_TABLE_OFF + 16 + 12, 0, 4);
+	assert_int_equal(f->routing_sets, 3);
+	assert_int_equal(f->kvm[1].data, 0x43);
+	assert_int_equal(irqs(f, 1), 1);
 }
 
 static void test_malformed_ring_needs_reset(void **state)
@@ -572,6 +718,7 @@ int main(void)
 		T(test_rng_refuses_readable),
 		T(test_queue_enable_bad_address),
 		T(test_queue_enable_oversize),
+		cmocka_unit_test_setup_teardown(test_msix_routes_batched, setup_msi, teardown),
 		T(test_bad_accesses_ignored),
 		T(test_save_load),
 		T(test_console_file),
