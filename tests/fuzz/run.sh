@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target with clang in build-fuzz/ and runs it for a short while
-# (FUZZ_SECONDS, default 25) on its seed corpus. Usage: run.sh [TARGET] (qcow2, state; default
-# qcow2): the program is tests/fuzz_TARGET, the corpus tests/fuzz/corpus/TARGET. Exit status 0 when no crash was found, 77 when
-# clang's libFuzzer is not available, 1 otherwise. Crash inputs are left in build-fuzz/.
+# (FUZZ_SECONDS, default 25) on its seed corpus. Usage: run.sh [TARGET] (qcow2, state, virtio, ...;
+# default qcow2): the program is tests/fuzz/fuzz_TARGET, the corpus
+# tests/fuzz/corpus/TARGET. Exit status 0 when no crash was found, 77 when clang's libFuzzer is
+# not available, 1 otherwise. Crash inputs are left in build-fuzz/. The target's own error
+# messages are hidden (-close_fd_mask=2); libFuzzer's and the sanitizers' reports are kept.
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 bdir="$top/build-fuzz"
-secs=${FUZZ_SECONDS:-25}
+secs=${FUZZ_SECONDS:-${FUZZ_DEFAULT_SECONDS:-25}}
 target=${1:-qcow2}
 prog=fuzz_$target
 
@@ -22,7 +24,8 @@ fi
 if [ ! -f "$bdir/build.ninja" ]; then
 	CC=clang meson setup "$bdir" "$top" -Dfuzz=true -Db_lundef=false >/dev/null || exit 1
 fi
-ninja -C "$bdir" -j2 "tests/$prog" >/dev/null || ninja -C "$bdir" -j2 "tests/$prog" || exit 1
+exe=tests/fuzz/$prog
+ninja -C "$bdir" -j2 "$exe" >/dev/null || ninja -C "$bdir" -j2 "$exe" || exit 1
 
 # libFuzzer adds what it finds to the first corpus directory: work on a copy.
 work=$(mktemp -d)
@@ -30,7 +33,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$top"/tests/fuzz/corpus/"$target"/* "$work/"
 cd "$bdir" || exit 1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-"$bdir/tests/$prog" -max_total_time="$secs" -max_len=16384 -timeout=10 \
+"$bdir/$exe" -max_total_time="$secs" -max_len=16384 -timeout=10 -close_fd_mask=2 \
 	-rss_limit_mb=1024 -print_final_stats=1 "$work" 2>"$work/log"
 status=$?
 grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" "$work/log"
