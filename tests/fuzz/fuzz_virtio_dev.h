@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/tlv.h"
 #include "common/util.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
@@ -56,7 +57,8 @@ struct fz_watch {
 	void *arg;
 };
 
-static struct fz_watch fz_watches[16];
+#define FZ_MAX_WATCHES 32
+static struct fz_watch fz_watches[FZ_MAX_WATCHES];
 static char fz_dir[64];
 static struct drv *fz_devs[DEV_COUNT];
 static struct net_backend fz_net_be;
@@ -65,7 +67,7 @@ static int fz_vsock_listen = -1;
 static int fz_watch_fd(void *opaque, int fd, void (*cb)(void *arg), void *arg)
 {
 	(void)opaque;
-	for (unsigned int i = 0; i < 16; i++)
+	for (unsigned int i = 0; i < FZ_MAX_WATCHES; i++)
 		if (!fz_watches[i].cb) {
 			fz_watches[i] = (struct fz_watch){ fd, cb, arg };
 			return 0;
@@ -76,16 +78,16 @@ static int fz_watch_fd(void *opaque, int fd, void (*cb)(void *arg), void *arg)
 static int fz_unwatch_fd(void *opaque, int fd)
 {
 	(void)opaque;
-	for (unsigned int i = 0; i < 16; i++)
+	for (unsigned int i = 0; i < FZ_MAX_WATCHES; i++)
 		if (fz_watches[i].cb && fz_watches[i].fd == fd)
 			fz_watches[i].cb = NULL;
 	return 0;
 }
 
 /* One round of the main loop: the callbacks of watched fds that are readable now. */
-static void fz_poll(void)
+static inline void fz_poll(void)
 {
-	for (unsigned int i = 0; i < 16; i++) {
+	for (unsigned int i = 0; i < FZ_MAX_WATCHES; i++) {
 		struct pollfd p = { .fd = fz_watches[i].fd, .events = POLLIN };
 
 		if (fz_watches[i].cb && poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
@@ -129,7 +131,7 @@ int net_tap_open(struct net_backend **out, const struct net_spec *spec, const st
 }
 
 /* A frame from the host side to the guest, as the backend would deliver it. */
-static void fz_net_inject(const uint8_t *frame, size_t len)
+static inline void fz_net_inject(const uint8_t *frame, size_t len)
 {
 	struct net_peer *p = &fz_net_be.peer;
 
@@ -139,7 +141,7 @@ static void fz_net_inject(const uint8_t *frame, size_t len)
 	p->unlock(p->opaque);
 }
 
-static void fz_cleanup(void)
+static inline void fz_cleanup(void)
 {
 	char cmd[128];
 
@@ -148,13 +150,42 @@ static void fz_cleanup(void)
 		fprintf(stderr, "could not remove %s\n", fz_dir);
 }
 
+/* MSI-X as KVM would do it: a GSI per vector, routes and irqfds accepted. */
+static int fz_msi_alloc(void *opaque, uint32_t *gsi)
+{
+	static uint32_t next = 24;
+
+	(void)opaque;
+	*gsi = next++;
+	return 0;
+}
+
+static int fz_msi_route(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	(void)opaque;
+	(void)gsi;
+	(void)addr;
+	(void)data;
+	return 0;
+}
+
+static int fz_irqfd(void *opaque, uint32_t gsi, int fd)
+{
+	(void)opaque;
+	(void)gsi;
+	(void)fd;
+	return 0;
+}
+
 static struct drv *fz_new_drv(void)
 {
 	struct drv *d = drv_new();
 
-	d->host.mark_dirty = NULL;
 	d->host.watch_fd = fz_watch_fd;
 	d->host.unwatch_fd = fz_unwatch_fd;
+	d->host.msi_alloc = fz_msi_alloc;
+	d->host.msi_route = fz_msi_route;
+	d->host.irqfd = fz_irqfd;
 	return d;
 }
 
@@ -187,8 +218,17 @@ static int fz_create(unsigned int kind, struct drv *d)
 	}
 }
 
+static inline unsigned int fz_dev_kind(const struct drv *d)
+{
+	unsigned int k = 0;
+
+	while (k < DEV_COUNT - 1 && fz_devs[k] != d)
+		k++;
+	return k;
+}
+
 /* Guest connections to host port 1234 reach this listener. */
-static void fz_vsock_listener(void)
+static inline void fz_vsock_listener(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -200,7 +240,7 @@ static void fz_vsock_listener(void)
 }
 
 /* Connects a client to the unix socket at fz_dir/name (nonblocking), or returns -1. */
-static int fz_connect(const char *name)
+static inline int fz_connect(const char *name)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -216,7 +256,7 @@ static int fz_connect(const char *name)
 /* drv_start without its assertions: the features come from the input, and a device may
  * refuse them (FEATURES_OK does not stick) or fail to start. Bit 63 set: the driver only masks
  * the features with what the device offers. */
-static void fz_start(struct drv *d, uint64_t features, unsigned int nq)
+static inline void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 {
 	uint64_t offered;
 
@@ -249,7 +289,7 @@ static void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 }
 
 /* Creates every device once. */
-static void fz_machine_init(void)
+static inline void fz_machine_init(void)
 {
 	snprintf(fz_dir, sizeof(fz_dir), "/dev/shm/vireo-fuzz-virtio-XXXXXX");
 	FZ_CHECK(mkdtemp(fz_dir));
