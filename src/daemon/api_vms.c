@@ -94,7 +94,7 @@ static void vms_create(struct http_req *req, struct http_resp *resp)
 	json_object *vm = NULL, *id;
 	int ret;
 
-	if (!s || need_body(req, resp))
+	if (need_body(req, resp) || !s)
 		return;
 	ret = supervisor_vm_create(s, req->body, &vm, &e);
 	if (ret) {
@@ -158,7 +158,7 @@ static void vms_patch(struct http_req *req, struct http_resp *resp)
 	json_object *vm = NULL;
 	int ret;
 
-	if (!s || need_body(req, resp))
+	if (need_body(req, resp) || !s)
 		return;
 	if (gen == -2) {
 		http_error(resp, 400, "bad_request", NULL, "If-Match must be \"<generation>\"");

@@ -764,18 +764,20 @@ static struct MHD_Daemon *mhd_start(struct server *srv)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 
+	/* The logger first, so MHD's own complaints about later options reach it too. */
 	if (srv->tcp)
 		return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, access_cb, srv,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 					MHD_OPTION_LISTEN_SOCKET, srv->fd, MHD_OPTION_HTTPS_MEM_KEY,
 					tls_key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
 					MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 					MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-					MHD_OPTION_CONNECTION_LIMIT, 256u,
-					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
-	return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
-				srv->fd, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+					MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
+	return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
+				mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, srv->fd,
+				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 				MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT,
-				256u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+				256u, MHD_OPTION_END);
 }
 
 static void server_stop(struct server *srv)
