@@ -638,6 +638,36 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decoding of the path and query arguments, in place. "%00" stays as it is: decoded, it
+ * would cut the string short, and "/vms/x/actions/start%00junk" would mean "start". */
+static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls, (void)conn;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+
+		if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		    (hi || lo)) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -768,16 +798,17 @@ static struct MHD_Daemon *mhd_start(struct server *srv)
 	if (srv->tcp)
 		return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, access_cb, srv,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL,
 					MHD_OPTION_LISTEN_SOCKET, srv->fd, MHD_OPTION_HTTPS_MEM_KEY,
 					tls_key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
 					MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 					MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 					MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
 	return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER,
-				mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, srv->fd,
-				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-				MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_LIMIT,
-				256u, MHD_OPTION_END);
+				mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL,
+				MHD_OPTION_LISTEN_SOCKET, srv->fd, MHD_OPTION_NOTIFY_COMPLETED,
+				completed_cb, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+				MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_END);
 }
 
 static void server_stop(struct server *srv)
