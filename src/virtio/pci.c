@@ -491,16 +491,28 @@ static void cfg_written(struct pci_device *dev, uint32_t offset, uint32_t len)
 	pthread_mutex_unlock(&vp->vdev.lock);
 }
 
+/* A queue notification on the main loop. At most VIRTIO_PCI_KICK_BUDGET chains are taken
+ * per call: a driver that refills the ring as fast as the device empties it would otherwise
+ * hold the main loop (and the control socket it also serves) forever. What is left is
+ * requeued by signalling the kick eventfd again, so the loop comes back after serving its
+ * other ready fds. */
 static void kick_ready(void *arg)
 {
 	struct virtio_pci_kick *k = arg;
-	uint64_t v;
+	uint64_t v = 1;
+	bool more;
 
 	if (read(k->fd, &v, sizeof(v)) < 0)
 		return;
 	pthread_mutex_lock(&k->vp->vdev.lock);
-	virtio_dev_process(&k->vp->vdev, k->q);
+	more = virtio_dev_process_budget(&k->vp->vdev, k->q, VIRTIO_PCI_KICK_BUDGET);
 	pthread_mutex_unlock(&k->vp->vdev.lock);
+	v = 1;
+	if (more) {
+		k->vp->requeued++;
+		if (write(k->fd, &v, sizeof(v)) < 0)
+			pr_debug("%s: requeue: %s", k->vp->vdev.ops->name, strerror(errno));
+	}
 }
 
 static int setup_vectors(struct virtio_pci *vp)

@@ -30,6 +30,8 @@ struct guest_mem;
 #define VIRTIO_PCI_MSIX_TABLE_OFF 0x4000
 #define VIRTIO_PCI_MSIX_PBA_OFF 0x6000
 #define VIRTIO_PCI_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
+/* Chains one queue notification processes on the main loop before it yields (see kick_ready). */
+#define VIRTIO_PCI_KICK_BUDGET 256
 
 /* What the machine provides. Every hook may be NULL (unit tests have no KVM): notifications then
  * run the device directly and interrupts are only counted. */
@@ -89,6 +91,7 @@ struct virtio_pci {
 	unsigned long msi_sent; /* interrupts sent without an irqfd (tests) */
 
 	struct virtio_pci_kick kicks[VIRTIO_MAX_QUEUES];
+	unsigned long requeued; /* notifications that hit the budget and were requeued */
 };
 
 /* Builds the PCI function for a device, puts it on the PCI bus, places its BAR in the MMIO

@@ -189,6 +189,11 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c)
 
 	if (!vq->ready || !vq->desc)
 		return 0;
+	if (vq->budgeted && !vq->budget) {
+		/* Left for the next round: no avail_event update, the caller requeues. */
+		vq->over_budget = true;
+		return 0;
+	}
 	/* Acquire: the ring entries and descriptors the driver wrote before bumping idx are
 	 * visible once we see the new idx. */
 	avail_idx = load16(vq->avail + AVAIL_IDX, __ATOMIC_ACQUIRE);
@@ -214,7 +219,21 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c)
 	vq->last_avail++;
 	if (vq->event_idx)
 		set_avail_event(vq);
+	if (vq->budgeted)
+		vq->budget--;
 	return 1;
+}
+
+void virtq_set_budget(struct virtq *vq, unsigned int n)
+{
+	vq->budgeted = n != 0;
+	vq->budget = n;
+	vq->over_budget = false;
+}
+
+bool virtq_over_budget(const struct virtq *vq)
+{
+	return vq->over_budget;
 }
 
 void virtq_push(struct virtq *vq, const struct virtq_chain *c, uint32_t written)

@@ -72,6 +72,12 @@ struct virtq {
 	uint16_t signalled_used;
 	bool signalled_valid;
 
+	/* A limit on the chains virtq_pop hands out (virtq_set_budget), so that a driver
+	 * refilling the ring as fast as it is emptied cannot keep one caller busy forever. */
+	bool budgeted;
+	unsigned int budget;
+	bool over_budget; /* virtq_pop said "empty" because the budget ran out */
+
 	/* Host views of the rings, computed by virtq_enable; NULL while disabled. */
 	struct virtq_mem m;
 	uint8_t *desc, *avail, *used;
@@ -86,6 +92,11 @@ int virtq_enable(struct virtq *vq);
 /* Takes the next available chain. Returns 1 with *c filled, 0 when the queue is empty, or
  * -errno when the driver broke the rules (the queue must not be used again until reset). */
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
+/* From now on virtq_pop returns at most n more chains, then 0 as if the queue were empty (and
+ * virtq_over_budget says so); n == 0 removes the limit. */
+void virtq_set_budget(struct virtq *vq, unsigned int n);
+/* Whether virtq_pop stopped at the budget since virtq_set_budget. */
+bool virtq_over_budget(const struct virtq *vq);
 /* Returns the chain to the driver with written bytes in its writable buffers (<= write_len).
  * Publishes used->idx with release ordering. */
 void virtq_push(struct virtq *vq, const struct virtq_chain *c, uint32_t written);

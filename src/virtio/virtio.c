@@ -95,20 +95,33 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status)
 	}
 }
 
-void virtio_dev_process(struct virtio_dev *vdev, unsigned int q)
+bool virtio_dev_process_budget(struct virtio_dev *vdev, unsigned int q, unsigned int budget)
 {
+	struct virtq *vq;
+	bool more;
 	int ret;
 
 	if (q >= vdev->ops->num_queues || !virtio_live(vdev) || !vdev->vqs[q].ready ||
 	    !vdev->ops->notify || vdev->quiesced)
-		return;
+		return false;
+	vq = &vdev->vqs[q];
+	virtq_set_budget(vq, budget);
 	ret = vdev->ops->notify(vdev, q);
+	more = virtq_over_budget(vq);
+	virtq_set_budget(vq, 0);
 	if (ret < 0) {
 		char why[48];
 
 		snprintf(why, sizeof(why), "bad request on queue %u", q);
 		virtio_set_needs_reset(vdev, why, ret);
+		return false;
 	}
+	return more && virtio_live(vdev) && virtq_has_avail(vq);
+}
+
+void virtio_dev_process(struct virtio_dev *vdev, unsigned int q)
+{
+	virtio_dev_process_budget(vdev, q, 0);
 }
 
 void virtio_dev_quiesce(struct virtio_dev *vdev)

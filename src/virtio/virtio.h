@@ -110,6 +110,10 @@ void virtio_dev_set_status(struct virtio_dev *vdev, uint8_t status);
 void virtio_dev_reset(struct virtio_dev *vdev);
 /* Runs the device's notify for queue q if the device is live; sets NEEDS_RESET on error. */
 void virtio_dev_process(struct virtio_dev *vdev, unsigned int q);
+/* The same, taking at most budget chains from the queue (0: no limit). Returns true when it
+ * stopped at the budget with chains left: the caller must call again later (the main loop
+ * requeues the notification, serving its other fds in between). */
+bool virtio_dev_process_budget(struct virtio_dev *vdev, unsigned int q, unsigned int budget);
 
 /* The machine pauses / runs again (lock held): see quiesce and resume in the ops. */
 void virtio_dev_quiesce(struct virtio_dev *vdev);

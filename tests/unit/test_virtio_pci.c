@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/tlv.h"
@@ -48,6 +50,14 @@ struct fixture {
 	bool routes_dirty;
 	unsigned int ngsi, routing_sets;
 	int irqfd[VIRTIO_PCI_MAX_VECTORS];
+	/* The main loop's watched fds, and a driver that makes a buffer available again each
+	 * time the device returns one, refill_left more times. */
+	struct {
+		int fd;
+		void (*cb)(void *arg);
+		void *arg;
+	} watch[VIRTIO_MAX_QUEUES];
+	unsigned long refill_left;
 };
 
 static void fake_intx(void *opaque, uint32_t irq, int level)
@@ -152,6 +162,35 @@ static uint64_t irqs(struct fixture *f, uint32_t gsi)
 	return n;
 }
 
+static int fake_watch(void *opaque, int fd, void (*cb)(void *arg), void *arg)
+{
+	struct fixture *f = opaque;
+
+	for (unsigned int i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		if (!f->watch[i].cb) {
+			f->watch[i].fd = fd;
+			f->watch[i].cb = cb;
+			f->watch[i].arg = arg;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+static void make_avail(struct fixture *f, uint16_t head);
+
+/* The device published a used entry (used->idx is the last thing it writes): the driver puts
+ * the buffer back at once, as a guest vCPU spinning on the ring would. */
+static void refilling_driver(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct fixture *f = opaque;
+
+	(void)len;
+	if (gpa == USED_GPA + 2 && f->refill_left) {
+		f->refill_left--;
+		make_avail(f, 0);
+	}
+}
+
 static int setup_host(void **state, bool msi)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -188,6 +227,30 @@ static int setup_msi(void **state)
 	return setup_host(state, true);
 }
 
+/* Notifications go through eventfds watched by a main loop, as in vm_run. */
+static int setup_loop(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	int slot;
+
+	f->ram = calloc(1, RAM_SIZE);
+	memory_attach(&f->mem, f->ram, RAM_SIZE);
+	pci_bus_init(&f->pci);
+	bus_init(&f->mmio, "mmio");
+	f->host = (struct virtio_pci_host){ .opaque = f,
+					    .mem = &f->mem,
+					    .set_intx = fake_intx,
+					    .watch_fd = fake_watch,
+					    .mark_dirty = refilling_driver };
+	assert_int_equal(virtio_rng_create(&f->vp, &f->host, &f->pci, &f->mmio, 10), 0);
+	for (slot = 1; slot < PCI_SLOTS && f->pci.slots[slot] != &f->vp->pci; slot++)
+		;
+	f->devfn = (unsigned int)slot << 3;
+	cfg_write(f, 0x04, 0x0002, 2);
+	*state = f;
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
@@ -195,6 +258,9 @@ static int teardown(void **state)
 	for (unsigned int v = 0; v < f->vp->nvectors; v++)
 		if (f->vp->vector_fd[v] >= 0)
 			close(f->vp->vector_fd[v]);
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		if (f->vp->kicks[q].fd >= 0)
+			close(f->vp->kicks[q].fd);
 
 	free(f->ram);
 	/* The device (allocated by virtio_rng_create, vp its first member) normally lives as
@@ -478,6 +544,51 @@ static void test_msix_routes_batched(void **state)
 	assert_int_equal(irqs(f, 1), 1);
 }
 
+/* A driver refills the queue as fast as the device empties it, and a control client asks for
+ * "status" at the same time. The main loop (here: poll over the kick eventfd and the client's
+ * socket, as vm_run's epoll) must answer the client within a round or two while the device
+ * keeps working: each notification takes at most VIRTIO_PCI_KICK_BUDGET chains and requeues
+ * itself. Before, the first notification ran until the driver stopped refilling. */
+static void test_refilling_driver_cannot_starve_loop(void **state)
+{
+	struct fixture *f = *state;
+	int ctl[2], answered = -1;
+	uint16_t before, after = 0;
+	char req[16];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, ctl), 0);
+	start_queue(f, false);
+	put_desc(f, 0, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	f->refill_left = 100000;
+	make_avail(f, 0);
+	bar_write(f, VIRTIO_PCI_NOTIFY_OFF, 0, 2); /* to the kick eventfd */
+	assert_int_equal(write(ctl[0], "status\n", 7), 7);
+	for (int round = 0; round < 8; round++) {
+		struct pollfd p[2] = { { .fd = f->watch[0].fd, .events = POLLIN },
+				       { .fd = ctl[1], .events = POLLIN } };
+
+		assert_true(poll(p, 2, 1000) > 0);
+		if (p[0].revents & POLLIN) {
+			before = get_le16(f->ram + USED_GPA + 2);
+			f->watch[0].cb(f->watch[0].arg);
+			after = get_le16(f->ram + USED_GPA + 2);
+			assert_true((uint16_t)(after - before) <= VIRTIO_PCI_KICK_BUDGET);
+		}
+		if ((p[1].revents & POLLIN) && answered < 0) {
+			assert_int_equal(read(ctl[1], req, sizeof(req)), 7);
+			assert_int_equal(write(ctl[1], "running\n", 8), 8);
+			answered = round;
+		}
+	}
+	assert_true(answered >= 0 && answered <= 1);
+	/* The device went on between the rounds: 8 budgets' worth, requeued each time. */
+	assert_int_equal(after, 8 * VIRTIO_PCI_KICK_BUDGET);
+	assert_true(f->vp->requeued >= 7);
+	assert_false(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+	close(ctl[0]);
+	close(ctl[1]);
+}
+
 static void test_malformed_ring_needs_reset(void **state)
 {
 	struct fixture *f = *state;
@@ -719,6 +830,8 @@ int main(void)
 		T(test_queue_enable_bad_address),
 		T(test_queue_enable_oversize),
 		cmocka_unit_test_setup_teardown(test_msix_routes_batched, setup_msi, teardown),
+		cmocka_unit_test_setup_teardown(test_refilling_driver_cannot_starve_loop,
+						setup_loop, teardown),
 		T(test_bad_accesses_ignored),
 		T(test_save_load),
 		T(test_console_file),
