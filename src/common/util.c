@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,29 +168,84 @@ int map_file(const char *path, size_t max_size, const uint8_t **data, size_t *si
 	return 0;
 }
 
+/* Whether a program listens on the socket at sa: a connection that is accepted or only waits
+ * for a full backlog means a live listener; "refused" means the socket file is stale. */
+static bool unix_live(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	bool live;
+
+	if (fd < 0)
+		return true; /* cannot tell: never take the path over */
+	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return live;
+}
+
 int unix_listen(const char *path, int backlog)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t old_mask;
 	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	if (lstat(path, &st) == 0) {
+		/* Only a socket file we made and nobody listens on any more is ours to remove. */
 		if (!S_ISSOCK(st.st_mode))
 			return -EEXIST;
-		unlink(path);
+		if (st.st_uid != geteuid())
+			return -EPERM;
+		if (unix_live(&sa))
+			return -EADDRINUSE;
+		if (unlink(path) < 0 && errno != ENOENT)
+			return -errno;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+	/* bind() creates the file with the umask's mode: make it 0600 from the start, so there is
+	 * no moment where another user may connect. The umask is process-wide; another thread
+	 * creating a file meanwhile gets a stricter mode at worst. */
+	old_mask = umask(0177);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	if (ret < 0 || listen(fd, backlog) < 0) {
 		ret = -errno;
 		close(fd);
 		return ret;
 	}
 	return fd;
+}
+
+const char *unix_listen_strerror(int err)
+{
+	switch (err) {
+	case -EEXIST:
+		return "a file that is not a socket is in the way (not removed)";
+	case -EPERM:
+		return "a socket owned by another user is in the way (not removed)";
+	case -EADDRINUSE:
+		return "in use: a running program listens there (another VM?)";
+	case -ENAMETOOLONG:
+		return "path too long for a unix socket";
+	default:
+		return strerror(-err);
+	}
+}
+
+int unix_peer_check(int fd, uid_t *uid, pid_t *pid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	*uid = cred.uid;
+	*pid = cred.pid;
+	return cred.uid == geteuid() || cred.uid == 0 ? 0 : -EACCES;
 }
 
 void unmap_file(const uint8_t *data, size_t size)

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define KIB (1024ULL)
@@ -26,10 +27,16 @@ int parse_u64(const char *s, uint64_t *out);
  * directory, -EINVAL for another non-regular file, -EFBIG when larger than max_size. */
 int open_regular(const char *path, size_t max_size, size_t *size);
 
-/* Listens on a unix stream socket at path (non-blocking, close-on-exec). A stale socket left by
- * an earlier run is replaced; any other file there is not (-EEXIST). Returns the fd or -errno
- * (-ENAMETOOLONG for a path that does not fit). */
+/* Listens on a unix stream socket at path (non-blocking, close-on-exec), created with mode 0600.
+ * A stale socket left by an earlier run of this user (nobody listens on it) is replaced; nothing
+ * else is removed: -EEXIST for a file that is not a socket, -EPERM for another user's socket,
+ * -EADDRINUSE when a program listens there. Returns the fd or -errno (-ENAMETOOLONG for a path
+ * that does not fit). unix_listen_strerror() words those errors for the user. */
 int unix_listen(const char *path, int backlog);
+const char *unix_listen_strerror(int err);
+/* Who is at the other end of a connected unix socket. Returns 0 when it may use this process's
+ * sockets (the same user or root), -EACCES when not, or -errno. */
+int unix_peer_check(int fd, uid_t *uid, pid_t *pid);
 
 /* Reads a whole file into a malloc'd buffer the caller frees. Returns 0 or -errno; files larger
  * than max_size give -EFBIG. */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/capfile.h"
 #include "../common/log.h"
 #include "../common/util.h"
 #include "devices.h"
@@ -18,6 +19,7 @@
 #define CONSOLE_CONFIG_SIZE 12 /* cols, rows, max_nr_ports, emerg_wr */
 #define RX_QUEUE 0
 #define TX_QUEUE 1
+#define CONSOLE_REFUSALS_LOGGED 8
 
 struct virtio_console {
 	struct virtio_pci vp;
@@ -29,6 +31,9 @@ struct virtio_console {
 	uint8_t rx[4096];
 	size_t rx_len, rx_off;
 	unsigned long dropped; /* output bytes no one could take */
+	unsigned long refused; /* socket clients of another user turned away */
+	char file_path[4096]; /* file: PATH without ",max-size=" */
+	struct capfile file; /* file: the output, capped */
 	struct virtq_chain chain;
 };
 
@@ -120,9 +125,20 @@ static void client_accept(void *arg)
 {
 	struct virtio_console *con = arg;
 	int fd = accept4(con->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	uid_t uid = (uid_t)-1;
+	pid_t pid = 0;
 
 	if (fd < 0)
 		return;
+	if (unix_peer_check(fd, &uid, &pid)) {
+		/* The port is a line into the guest: only this user or root may have it. */
+		if (con->refused++ < CONSOLE_REFUSALS_LOGGED)
+			pr_warn("virtio-console: refused a client of uid %d (pid %d): not this "
+				"VM's user or root",
+				(int)uid, (int)pid);
+		close(fd);
+		return;
+	}
 	virtio_lock(&con->vp.vdev);
 	if (con->client_fd >= 0) {
 		/* One client at a time: the port has one reader. */
@@ -143,7 +159,7 @@ static void out_write(struct virtio_console *con, const uint8_t *p, size_t len)
 	if (con->out_fd >= 0 && con->listen_fd >= 0)
 		w = send(con->out_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	else if (con->out_fd >= 0)
-		w = write(con->out_fd, p, len);
+		w = capfile_write(&con->file, p, len);
 	if (w < (ssize_t)len)
 		con->dropped += len - (w > 0 ? (size_t)w : 0);
 }
@@ -205,16 +221,30 @@ static int open_backend(struct virtio_console *con, const char *spec)
 	if (!strncmp(spec, "socket:", 7)) {
 		int fd = unix_listen(spec + 7, 1);
 
-		if (fd < 0)
+		if (fd < 0) {
+			pr_err("virtio-console socket %s: %s", spec + 7, unix_listen_strerror(fd));
 			return fd;
+		}
 		con->listen_fd = fd;
 		if (con->host->watch_fd)
 			return con->host->watch_fd(con->host->opaque, fd, client_accept, con);
 		return 0;
 	}
 	if (!strncmp(spec, "file:", 5)) {
-		con->out_fd = open(spec + 5, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		return con->out_fd < 0 ? -errno : 0;
+		size_t len;
+		uint64_t max;
+		int ret;
+
+		if (capfile_parse_spec(spec + 5, &len, &max))
+			return -EINVAL;
+		if (len >= sizeof(con->file_path))
+			return -ENAMETOOLONG;
+		memcpy(con->file_path, spec + 5, len);
+		/* Appended to: with --restore the same file goes on. */
+		ret = capfile_open(&con->file, con->file_path, max, true);
+		if (!ret)
+			con->out_fd = con->file.fd;
+		return ret;
 	}
 	return -EINVAL;
 }
@@ -229,10 +259,16 @@ int virtio_console_create(struct virtio_pci **out, const struct virtio_pci_host 
 	if (!con)
 		return -ENOMEM;
 	con->host = host;
-	con->listen_fd = con->client_fd = con->out_fd = -1;
+	con->listen_fd = con->client_fd = con->out_fd = con->file.fd = -1;
 	ret = open_backend(con, spec);
-	if (!ret)
-		ret = virtio_pci_create(&con->vp, &console_ops, con, host, pci, mmio, intx_irq);
+	if (ret) {
+		if (con->listen_fd >= 0)
+			close(con->listen_fd);
+		capfile_close(&con->file);
+		free(con);
+		return ret;
+	}
+	ret = virtio_pci_create(&con->vp, &console_ops, con, host, pci, mmio, intx_irq);
 	if (ret)
 		return ret; /* the machine is being torn down: left allocated */
 	*out = &con->vp;

@@ -852,6 +852,7 @@ int virtio_vsock_create(struct virtio_pci **out, const struct virtio_pci_host *h
 		vs->listen_fd = unix_listen(uds, 16);
 		if (vs->listen_fd < 0) {
 			ret = vs->listen_fd;
+			pr_err("virtio-vsock uds %s: %s", uds, unix_listen_strerror(ret));
 			goto err_ep;
 		}
 		if (epoll_ctl(vs->ep, EPOLL_CTL_ADD, vs->listen_fd, &e) < 0) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/capfile.h"
 #include "../common/util.h"
 
 static const char usage[] =
@@ -53,11 +54,14 @@ static const char usage[] =
 	"Virtio devices (virtio 1.x over PCI, see docs/virtio.md):\n"
 	"      --rng                virtio-rng: an entropy source filled from the host's\n"
 	"                           getrandom() (/dev/hwrng in a Linux guest)\n"
-	"      --virtio-console socket:PATH|file:PATH\n"
+	"      --virtio-console socket:PATH|file:PATH[,max-size=SIZE]\n"
 	"                           virtio-console with one port (hvc0 in a Linux guest):\n"
-	"                           socket: listens on a unix socket for one client, which\n"
-	"                           sends and receives; file: guest output is appended to PATH.\n"
-	"                           With --restore, PATH replaces the saved one\n"
+	"                           socket: listens on a unix socket (mode 0600) for one client\n"
+	"                           of this user or root, which sends and receives; file: guest\n"
+	"                           output is appended to PATH (created 0600). When PATH\n"
+	"                           reaches max-size (default 16M, 0: none) it becomes PATH.1\n"
+	"                           and PATH starts afresh. With --restore, PATH replaces the\n"
+	"                           saved one\n"
 	"      --balloon[=deflate-on-oom]\n"
 	"                           virtio-balloon: `vireo vmctl balloon MIB` sets its target;\n"
 	"                           inflated and free-reported guest pages go back to the host;\n"
@@ -105,17 +109,21 @@ static const char usage[] =
 	"                           options replaces the saved backends (the MACs stay)\n"
 	"\n"
 	"Console and lifetime:\n"
-	"      --console stdio|file:PATH|socket:PATH|none\n"
+	"      --console stdio|file:PATH[,max-size=SIZE]|socket:PATH|none\n"
 	"                           where the serial console goes (default stdio: the terminal\n"
 	"                           in raw mode; press Ctrl-A x to quit, Ctrl-A Ctrl-A to send\n"
-	"                           Ctrl-A). socket: listens on a unix socket for one client.\n"
+	"                           Ctrl-A). file: PATH is created 0600 and rotated to PATH.1\n"
+	"                           at max-size (default 16M, 0: none). socket: listens on a\n"
+	"                           unix socket (mode 0600) for one client of this user or root.\n"
 	"      --on-reboot exit|restart\n"
 	"                           what a guest reboot or triple fault does: exit (default;\n"
 	"                           status 0 after a reboot, 3 after a triple fault) or restart\n"
 	"                           the same VM afresh (same kernel, initrd and command line)\n"
 	"      --api-sock PATH      control socket: JSON requests status, pause, resume, stop,\n"
 	"                           reset, power-button, snapshot, migrate (see `vireo vmctl\n"
-	"                           --help`)\n"
+	"                           --help`). Created 0600; only this user and root may use it.\n"
+	"                           A socket PATH a running program listens on is not taken\n"
+	"                           over, and a file that is not a stale socket is not removed\n"
 	"      --timeout SECONDS    stop the VM after SECONDS with exit status 124\n"
 	"      --profile FILE       sample each vCPU's instruction pointer 100 times a second and\n"
 	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
@@ -196,6 +204,25 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *arg)
 {
 	snprintf(err, errlen, fmt, arg);
 	return -EINVAL;
+}
+
+/* "PATH[,max-size=SIZE]" of a console file: a path and a cap of at least 4K (0: none). */
+static int check_file_spec(const char *opt, const char *spec, char *err, size_t errlen)
+{
+	size_t len;
+	uint64_t max;
+
+	if (capfile_parse_spec(spec, &len, &max)) {
+		snprintf(err, errlen,
+			 "%s: '%s': max-size wants a size of at least 4K, or 0 for none", opt,
+			 spec);
+		return -EINVAL;
+	}
+	if (!len) {
+		snprintf(err, errlen, "%s: '%s': the file path is missing", opt, spec);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Keyword values of options, indexed by their enum value. */
@@ -449,6 +476,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
 				cfg->console = CONSOLE_FILE;
 				cfg->console_path = optarg + 5;
+				if (check_file_spec("--console", optarg + 5, err, errlen))
+					return -EINVAL;
 			} else if (!strncmp(optarg, "socket:", 7) && optarg[7]) {
 				cfg->console = CONSOLE_SOCKET;
 				cfg->console_path = optarg + 7;
@@ -517,6 +546,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 				return bad(err, errlen,
 					   "--virtio-console: socket path '%s' is too long",
 					   optarg + 7);
+			if (!strncmp(optarg, "file:", 5) &&
+			    check_file_spec("--virtio-console", optarg + 5, err, errlen))
+				return -EINVAL;
 			cfg->virtio_console = optarg;
 			break;
 		case OPT_BALLOON:

@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/capfile.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -30,21 +32,29 @@ int console_open(struct console *c, enum console_kind kind, const char *path)
 			}
 		}
 		return 0;
-	case CONSOLE_FILE:
-		c->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (c->out_fd < 0) {
-			int err = -errno;
-			pr_err("console file %s: %s", path, strerror(errno));
+	case CONSOLE_FILE: {
+		size_t len;
+		uint64_t max;
+		int err;
+
+		if (capfile_parse_spec(path, &len, &max))
+			return -EINVAL; /* checked with a message by config_parse_run */
+		c->file_path = strndup(path, len);
+		if (!c->file_path)
+			return -ENOMEM;
+		err = capfile_open(&c->file, c->file_path, max, false);
+		if (err) {
+			pr_err("console file %s: %s", c->file_path, strerror(-err));
 			return err;
 		}
+		c->out_fd = c->file.fd;
 		return 0;
+	}
 	case CONSOLE_SOCKET:
 		c->listen_fd = unix_listen(path, 1);
 		if (c->listen_fd < 0) {
 			int err = c->listen_fd;
-			pr_err("console socket %s: %s", path,
-			       err == -EEXIST ? "a file that is not a socket is in the way"
-					      : strerror(-err));
+			pr_err("console socket %s: %s", path, unix_listen_strerror(err));
 			c->listen_fd = -1;
 			return err;
 		}
@@ -68,8 +78,11 @@ void console_restore(struct console *c)
 void console_close(struct console *c)
 {
 	console_restore(c);
-	if (c->kind == CONSOLE_FILE && c->out_fd >= 0)
-		close(c->out_fd);
+	if (c->kind == CONSOLE_FILE) {
+		capfile_close(&c->file);
+		free(c->file_path);
+		c->file_path = NULL;
+	}
 	if (c->kind == CONSOLE_SOCKET) {
 		if (c->in_fd >= 0)
 			close(c->in_fd);
@@ -122,6 +135,8 @@ void console_write(struct console *c, const uint8_t *buf, size_t len)
 
 		if (c->kind == CONSOLE_SOCKET)
 			n = send(c->out_fd, buf, len, MSG_NOSIGNAL);
+		else if (c->kind == CONSOLE_FILE)
+			n = capfile_write(&c->file, buf, len);
 		else
 			n = write(c->out_fd, buf, len);
 		if (n < 0 && errno == EINTR)
@@ -143,10 +158,24 @@ void console_write(struct console *c, const uint8_t *buf, size_t len)
 
 void console_accept(struct console *c)
 {
+	static const char denied[] = "vireo: permission denied: not this VM's user\r\n";
 	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	uid_t uid = (uid_t)-1;
+	pid_t pid = 0;
 
 	if (fd < 0)
 		return;
+	if (unix_peer_check(fd, &uid, &pid)) {
+		/* The console is the guest's keyboard: only this user or root may have it. */
+		if (c->refused++ < CONSOLE_REFUSALS_LOGGED)
+			pr_warn("console socket: refused a client of uid %d (pid %d): not this "
+				"VM's user or root",
+				(int)uid, (int)pid);
+		if (send(fd, denied, sizeof(denied) - 1, MSG_NOSIGNAL) < 0)
+			pr_debug("console: could not tell a refused client why");
+		close(fd);
+		return;
+	}
 	pthread_mutex_lock(&c->out_lock);
 	if (c->in_fd >= 0) {
 		pthread_mutex_unlock(&c->out_lock);

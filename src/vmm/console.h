@@ -11,10 +11,12 @@
 #include <stdint.h>
 #include <termios.h>
 
+#include "../common/capfile.h"
 #include "config.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A */
 #define CONSOLE_BACKLOG (16 * 1024)
+#define CONSOLE_REFUSALS_LOGGED 8
 
 struct console {
 	enum console_kind kind;
@@ -29,12 +31,17 @@ struct console {
 	uint8_t pending[256]; /* input not yet taken by the UART */
 	size_t npending, pending_off;
 	const char *socket_path;
+	/* File console: PATH without its ",max-size=" (owned), written through the cap. */
+	char *file_path;
+	struct capfile file;
+	unsigned long refused; /* socket clients of another user turned away */
 	/* Socket console: the last output, replayed to a client when it connects, so boot
 	 * messages written before anyone listened are not lost. */
 	uint8_t backlog[CONSOLE_BACKLOG];
 	size_t backlog_head, backlog_len;
 };
 
+/* path: the socket path, or for a file "PATH[,max-size=SIZE]" (default cap 16 MiB). */
 int console_open(struct console *c, enum console_kind kind, const char *path);
 void console_close(struct console *c);
 /* Restores the terminal; safe to call more than once and from die(). */
@@ -50,7 +57,8 @@ enum console_input_result {
 enum console_input_result console_read_input(struct console *c);
 /* Feeds escape-processed input; exposed for tests. Appends to pending, returns QUIT on Ctrl-A x. */
 enum console_input_result console_filter_input(struct console *c, const uint8_t *buf, size_t n);
-/* Accepts a client on the socket console (replacing none: a second client is refused). */
+/* Accepts a client on the socket console (replacing none: a second client is refused, and so
+ * is one of another user than this process's or root). */
 void console_accept(struct console *c);
 
 #endif

@@ -24,9 +24,7 @@ int control_open(struct control *c, const char *path)
 	c->listen_fd = unix_listen(path, CONTROL_MAX_CLIENTS);
 	if (c->listen_fd < 0) {
 		int err = c->listen_fd;
-		pr_err("--api-sock %s: %s", path,
-		       err == -EEXIST ? "a file that is not a socket is in the way"
-				      : strerror(-err));
+		pr_err("--api-sock %s: %s", path, unix_listen_strerror(err));
 		c->listen_fd = -1;
 		return err;
 	}
@@ -46,11 +44,37 @@ void control_close(struct control *c)
 	c->listen_fd = -1;
 }
 
+/* The socket file is 0600, but its directory or a later chmod may let others reach it: the
+ * kernel's word on who connected decides. Only this process's user and root may control the VM.
+ * Returns true when fd was refused (and closed). */
+static bool control_refuse_stranger(struct control *c, int fd)
+{
+	static const char denied[] =
+		"{\"ok\":false,\"error\":\"permission denied: only the VM's user may use its "
+		"control socket\"}\n";
+	uid_t uid = (uid_t)-1;
+	pid_t pid = 0;
+	int ret = unix_peer_check(fd, &uid, &pid);
+
+	if (!ret)
+		return false;
+	/* A stranger who can connect could fill the log: the first few refusals are logged. */
+	if (c->refused++ < CONTROL_REFUSALS_LOGGED)
+		pr_warn("control: refused a client (uid %d, pid %d): %s", (int)uid, (int)pid,
+			ret == -EACCES ? "not this VM's user or root" : strerror(-ret));
+	if (send(fd, denied, sizeof(denied) - 1, MSG_NOSIGNAL) < 0)
+		pr_debug("control: could not tell a refused client why");
+	close(fd);
+	return true;
+}
+
 int control_accept(struct control *c)
 {
 	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
+		return -1;
+	if (control_refuse_stranger(c, fd))
 		return -1;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		if (c->clients[i].fd < 0) {

@@ -9,6 +9,7 @@
 
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_MAX_REQUEST 4096
+#define CONTROL_REFUSALS_LOGGED 8
 
 struct vm;
 
@@ -22,11 +23,13 @@ struct control {
 	int listen_fd;
 	const char *path;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
+	unsigned long refused; /* clients of another user turned away */
 };
 
 int control_open(struct control *c, const char *path);
 void control_close(struct control *c);
-/* Accepts a client; returns its slot or -1. */
+/* Accepts a client; returns its slot or -1. A client of another user (not root) is refused
+ * with a reply saying so, and logged. */
 int control_accept(struct control *c);
 /* Reads and answers what client slot i sent. Returns 0, or -1 when the client is gone (its fd
  * is then closed and the slot freed; the caller drops it from its poll set first). */
