@@ -32,6 +32,7 @@
 #include "virtio/pci.h"
 #include "vmm/config.h"
 #include "vmm/console.h"
+#include "vmm/control.h"
 #include "vmm/memory.h"
 
 #include "virtio_driver.h"
@@ -294,6 +295,55 @@ static void test_console_socket_refuses_stranger(void **state)
 	munmap(reply, 4096);
 }
 
+/* The control socket: 0600, a live one is not taken over, another user is refused. */
+static void test_control_socket(void **state)
+{
+	struct fix *f = *state;
+	char *reply = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct control *c = calloc(1, sizeof(*c)), *second = calloc(1, sizeof(*second));
+	struct stat st;
+	pid_t pid;
+	int status, fd;
+
+	assert_true(reply != MAP_FAILED);
+	assert_int_equal(control_open(c, f->path), 0);
+	assert_int_equal(lstat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* A second VM started with the same --api-sock fails and leaves the first one's socket. */
+	assert_int_equal(control_open(second, f->path), -EADDRINUSE);
+	control_close(second);
+	assert_int_equal(access(f->path, F_OK), 0);
+	assert_true(wait_readable(c->listen_fd, 1000));
+	close(accept(c->listen_fd, NULL, NULL)); /* the probe's connection */
+	if (geteuid() == 0) {
+		open_up(f);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(-nobody_connect(f->path, reply, 4096));
+		assert_true(wait_readable(c->listen_fd, 5000));
+		assert_int_equal(control_accept(c), -1);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_int_equal(WEXITSTATUS(status), 0);
+		assert_non_null(strstr(reply, "\"ok\":false"));
+		assert_non_null(strstr(reply, "permission denied"));
+		assert_int_equal(c->refused, 1);
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+			assert_int_equal(c->clients[i].fd, -1);
+	}
+	/* The VM's user gets a slot. */
+	fd = connect_to(f->path);
+	assert_true(fd >= 0);
+	assert_true(wait_readable(c->listen_fd, 1000));
+	assert_int_equal(control_accept(c), 0);
+	close(fd);
+	control_close(c);
+	assert_int_equal(access(f->path, F_OK), -1);
+	free(c);
+	free(second);
+	munmap(reply, 4096);
+}
+
 static void test_console_socket_in_use(void **state)
 {
 	struct fix *f = *state;
@@ -542,6 +592,7 @@ int main(void)
 		T(test_peer_check),
 		T(test_console_socket_refuses_stranger),
 		T(test_console_socket_in_use),
+		T(test_control_socket),
 		cmocka_unit_test(test_capfile_parse),
 		T(test_capfile_rotates),
 		T(test_capfile_stops),
