@@ -729,7 +729,7 @@ int blk_create(const char *path, const struct blk_create_opts *opts)
 		blk_set_error("%s: raw images have no backing file\n", __func__);
 		return -EINVAL;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, opts->mode ? opts->mode : 0644);
 	if (fd < 0) {
 		ret = -errno;
 		blk_set_error("%s: %s: %s\n", __func__, path, strerror(errno));
@@ -759,6 +759,7 @@ int blk_switch_to_overlay(struct blk *b, const char *new_path)
 	opts.size = old->size;
 	opts.backing = abs;
 	opts.backing_format = old->drv->format;
+	opts.mode = 0600; /* the guest's writes from now on: for the VM's user only */
 
 	blk_drain(b);
 	pthread_rwlock_wrlock(&b->lock);

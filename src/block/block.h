@@ -112,6 +112,7 @@ struct blk_create_opts {
 	uint32_t refcount_bits; /* qcow2: 1..64, power of two; 0: 16 */
 	const char *backing; /* qcow2: backing file name as stored, or NULL */
 	enum blk_format backing_format; /* AUTO: probe the backing file and record the result */
+	unsigned int mode; /* of the new file (before the umask); 0: 0644. Overlays: 0600 */
 };
 /* Fails with -EEXIST if path exists. */
 int blk_create(const char *path, const struct blk_create_opts *opts);

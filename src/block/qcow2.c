@@ -710,7 +710,7 @@ int qcow2_create(const char *path, const struct blk_create_opts *opts)
 {
 	int fd, ret;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, opts->mode ? opts->mode : 0644);
 	if (fd < 0) {
 		ret = -errno;
 		blk_set_error("qcow2: %s: %s\n", path, strerror(errno));

@@ -130,6 +130,7 @@ int vm_disk_prepare(struct vm *vm, unsigned int i, struct virtio_blk_opts *opts,
 	co.format = BLK_FORMAT_QCOW2;
 	co.backing = d->path;
 	co.backing_format = d->format;
+	co.mode = 0600; /* the restored guest's writes: for the VM's user only */
 	overlay_dir(vm, d->path, dir, sizeof(dir));
 	dir_tag(cfg->restore, tag, sizeof(tag));
 	snprintf(rtag, sizeof(rtag), "%s.r", tag);

@@ -25,7 +25,7 @@ static int make_snapshot_dir(const char *dir, char *err, size_t errlen)
 	DIR *d;
 	struct dirent *de;
 
-	if (mkdir(dir, 0750) == 0)
+	if (mkdir(dir, 0700) == 0)
 		return 0;
 	if (errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
@@ -161,7 +161,7 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 	/* Memory first, state file last and renamed into place: a directory with a state file
 	 * holds a complete snapshot. */
 	snprintf(path, sizeof(path), "%s/%s", dir, MEMORY_FILE_NAME);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || (ret = write_memory(vm, fd, &res->memory_bytes)) || fdatasync(fd) < 0) {
 		ret = ret ? ret : -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
@@ -170,7 +170,8 @@ int vm_snapshot(struct vm *vm, const char *dir, bool leave_paused, struct snapsh
 	close(fd);
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, STATE_FILE_NAME);
 	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE_NAME);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	/* The directory may have been made by someone else: never follow or reuse what is there. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || (ret = write_all(fd, file, file_len)) || fdatasync(fd) < 0 ||
 	    rename(tmp, path) < 0) {
 		ret = ret ? ret : -errno;

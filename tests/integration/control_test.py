@@ -5,6 +5,7 @@ stop with a deadline (the payload ignores the power button), forced stop.
 Usage: control_test.py VIREO PAYLOAD_DIR"""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,56 @@ def wait_ticks(path, n, timeout=30):
     while ticks(path) < n and time.monotonic() < deadline:
         time.sleep(0.1)
     return ticks(path)
+
+
+def mode(path):
+    return os.lstat(path).st_mode & 0o7777
+
+
+def host_files_tests(tmp):
+    """The control socket's own defences: 0600 files, no takeover of a live socket or of a file,
+    and another user refused even when the socket is opened up to everyone."""
+    p, sock, out = start(tmp, "c")
+    try:
+        wait_ticks(out, 1)
+        check("control socket and console file are 0600", (mode(sock), mode(out)) ==
+              (0o600, 0o600), f"{mode(sock):o} {mode(out):o}")
+        q = subprocess.run([VIREO, "run", "--payload", os.path.join(PAYLOADS, "counter.bin"),
+                            "--api-sock", sock, "--console", "none", "--timeout", "30"],
+                           capture_output=True, text=True, timeout=60)
+        code, so, _ = vmctl(sock, "status")
+        check("a second VM on a live --api-sock is refused and the first keeps it",
+              q.returncode == 1 and "in use" in q.stderr and code == 0 and "running" in so,
+              f"status {q.returncode}: {q.stderr.strip()[-200:]!r}; first: {so.strip()!r}")
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            # The mistake or hostile chmod the peer check is there for.
+            os.chmod(tmp, 0o711)
+            os.chmod(sock, 0o666)
+            n = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                "--clear-groups", VIREO, "vmctl", "--sock", sock, "stop",
+                                "--force"], capture_output=True, text=True, timeout=60)
+            code, so, _ = vmctl(sock, "status")
+            check("another user (nobody) is refused on the control socket",
+                  n.returncode != 0 and "permission denied" in n.stderr and code == 0
+                  and "running" in so, f"status {n.returncode}: {n.stderr.strip()!r}")
+        else:
+            print("skip another user on the control socket: needs root and setpriv")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        err = p.communicate()[1]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        check("the refusal is logged", "refused a client (uid 65534" in err, err[-300:])
+    # A file that is not a socket is never removed to make room.
+    victim = os.path.join(tmp, "victim")
+    with open(victim, "w") as f:
+        f.write("precious")
+    q = subprocess.run([VIREO, "run", "--payload", os.path.join(PAYLOADS, "counter.bin"),
+                        "--api-sock", victim, "--console", "none", "--timeout", "30"],
+                       capture_output=True, text=True, timeout=60)
+    check("a regular file at --api-sock is left alone and the VM does not start",
+          q.returncode == 1 and "not a socket" in q.stderr and open(victim).read() == "precious",
+          f"status {q.returncode}: {q.stderr.strip()[-200:]!r}")
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +175,8 @@ with tempfile.TemporaryDirectory() as tmp:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+    host_files_tests(tmp)
 
     code, _, se = vmctl(os.path.join(tmp, "nobody.sock"), "status")
     check("vmctl on a missing socket: clear error", code == 1 and "No such file" in se, se)

@@ -113,6 +113,12 @@ def snapshot_tests(tmp):
               f"{st.st_size} bytes, {st.st_blocks * 512} allocated")
         n = len(ticks(out))
         check("the VM runs on after the snapshot", wait_until(lambda: len(ticks(out)) > n + 2))
+        modes = {f: os.stat(os.path.join(snap, f)).st_mode & 0o777 for f in os.listdir(snap)}
+        check("snapshot directory 0700, its files 0600 (guest RAM and state are private)",
+              os.stat(snap).st_mode & 0o777 == 0o700 and modes
+              and all(m == 0o600 for m in modes.values()),
+              f"dir {os.stat(snap).st_mode & 0o777:o}, files "
+              + ", ".join(f"{f} {m:o}" for f, m in modes.items()))
         r = request(sock, {"cmd": "snapshot", "path": snap})
         check("a snapshot never overwrites a directory that is not empty",
               r.get("ok") is False and "not empty" in r.get("error", ""), str(r))

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "block/block.h"
 #include "common/capfile.h"
 #include "common/tlv.h"
 #include "common/util.h"
@@ -580,6 +581,30 @@ static void test_vsock_uds_kept(void **state)
 	drv_free(d);
 }
 
+/* The overlay a snapshot switches a running disk to holds the guest's writes: 0600, even with
+ * a permissive umask. `vireo img create` keeps the usual 0644. */
+static void test_overlay_mode(void **state)
+{
+	struct fix *f = *state;
+	struct blk_create_opts o = { .format = BLK_FORMAT_RAW, .size = MIB };
+	char img[160], ov[160];
+	mode_t old = umask(0);
+	struct blk *b;
+	struct stat st;
+
+	snprintf(img, sizeof(img), "%s/disk.raw", f->dir);
+	snprintf(ov, sizeof(ov), "%s/disk.snap.qcow2", f->dir);
+	assert_int_equal(blk_create(img, &o), 0);
+	assert_int_equal(stat(img, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(blk_open(img, BLK_FORMAT_RAW, BLK_OPEN_RDWR, &b), 0);
+	assert_int_equal(blk_switch_to_overlay(b, ov), 0);
+	umask(old);
+	assert_int_equal(stat(ov, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(blk_close(b), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fix_setup, fix_teardown)
 
 int main(void)
@@ -602,6 +627,7 @@ int main(void)
 		T(test_virtio_console_file),
 		T(test_virtio_console_socket_in_use),
 		T(test_vsock_uds_kept),
+		T(test_overlay_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
