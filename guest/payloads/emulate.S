@@ -1,7 +1,9 @@
 /* Instructions that kvm_pvm's emulator lacks at CPL0, which vireo completes itself (see
  * src/vmm/exits.c): FWAIT, STMXCSR/LDMXCSR (also RIP-relative and with a SIB byte), CLAC/STAC,
- * INT3 (#BP delivered after the instruction) and UD2 (#UD delivered at it). In long mode with an
- * IDT. On hosts with VT-x/AMD-V the CPU runs them and the results are the same. Exit status 0
+ * INT3 (#BP delivered after the instruction) and UD2 (#UD delivered at it). Then the exceptions
+ * a completed STMXCSR/LDMXCSR must raise instead of touching memory: #PF (error code P|W, CR2)
+ * for a store to a read-only page with CR0.WP set, which must stay unwritten; #GP(0) for
+ * reserved MXCSR bits and for a non-canonical address. In long mode with an IDT. On hosts with VT-x/AMD-V the CPU runs them and the results are the same. Exit status 0
  * when every result is right; the console says which check failed otherwise. */
 #include "common.inc"
 #include "pm.inc"
@@ -16,6 +18,7 @@ pm32:
 	FLAT_DATA32
 	LONG_MODE_TABLES PML4
 	movl $0x83, PD /* first 2 MiB, identity */
+	movl $0x200081, PD + 8 /* next 2 MiB, identity and read-only */
 	ENTER_LONG_MODE PML4, lm64
 
 	.code64
@@ -23,12 +26,22 @@ lm64:
 	mov $0x10, %ax
 	mov %ax, %ss
 	mov $0x7000, %rsp
+	/* CR0.WP: read-only pages are read-only for the kernel too, as in every modern OS. */
+	mov %cr0, %rax
+	or $0x10000, %rax
+	mov %rax, %cr0
 	/* IDT: #BP (3) and #UD (6). */
 	lea bp_handler(%rip), %rax
 	mov $(idt + 3 * 16), %rdi
 	call set_gate
 	lea ud_handler(%rip), %rax
 	mov $(idt + 6 * 16), %rdi
+	call set_gate
+	lea gp_handler(%rip), %rax
+	mov $(idt + 13 * 16), %rdi
+	call set_gate
+	lea pf_handler(%rip), %rax
+	mov $(idt + 14 * 16), %rdi
 	call set_gate
 	lidt idt_desc(%rip)
 
@@ -83,6 +96,41 @@ lm64:
 	cmpl $1, ud_count(%rip)
 	jne fail
 
+	/* 7. STMXCSR to a read-only page: #PF, error code present|write, CR2 the address, the
+	 * handler skips the 3-byte instruction; the page still holds zeros. */
+	mov $'7', %bl
+	mov $0x200000, %rdi
+	stmxcsr (%rdi)
+	cmpl $1, pf_count(%rip)
+	jne fail
+	cmpl $3, pf_err(%rip)
+	jne fail
+	cmpq $0x200000, pf_cr2(%rip)
+	jne fail
+	cmpl $0, (%rdi)
+	jne fail
+
+	/* 8. LDMXCSR of a value with reserved bits: #GP(0), MXCSR unchanged. */
+	mov $'8', %bl
+	mov $SCRATCH, %rsi
+	movl $0xffff1f80, (%rsi)
+	ldmxcsr (%rsi)
+	cmpl $1, gp_count(%rip)
+	jne fail
+	cmpl $0, gp_err(%rip)
+	jne fail
+	movl $0, 4(%rsi)
+	stmxcsr 4(%rsi)
+	cmpl $0x1f80, 4(%rsi)
+	jne fail
+
+	/* 9. STMXCSR to a non-canonical address: #GP(0). */
+	mov $'9', %bl
+	mov $0x0000800000000000, %rdi
+	stmxcsr (%rdi)
+	cmpl $2, gp_count(%rip)
+	jne fail
+
 	lea msg_ok(%rip), %rsi
 	call puts64
 	mov $0, %al
@@ -112,6 +160,23 @@ ud_handler:
 	addq $2, (%rsp)
 1:	iretq
 
+/* #GP and #PF push an error code; both skip the faulting 3-byte instruction. */
+gp_handler:
+	pop %rax
+	mov %eax, gp_err(%rip)
+	incl gp_count(%rip)
+	addq $3, (%rsp)
+	iretq
+
+pf_handler:
+	pop %rax
+	mov %eax, pf_err(%rip)
+	mov %cr2, %rax
+	mov %rax, pf_cr2(%rip)
+	incl pf_count(%rip)
+	addq $3, (%rsp)
+	iretq
+
 /* %rax = handler, %rdi = gate: 64-bit interrupt gate, selector 0x18. */
 set_gate:
 	mov %ax, (%rdi)
@@ -135,7 +200,12 @@ idt_desc:
 bp_count: .long 0
 ud_count: .long 0
 mxcsr_out: .long 0
-msg_ok:	.asciz "emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2\r\n"
+gp_count: .long 0
+gp_err: .long 0
+pf_count: .long 0
+pf_err: .long 0
+pf_cr2: .quad 0
+msg_ok:	.asciz "emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2 pf gp\r\n"
 msg_fail: .asciz "emulation FAILED at check "
 msg_nl:	.asciz "\r\n"
 	.p2align 4

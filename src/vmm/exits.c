@@ -17,11 +17,21 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "guestmem_access.h"
+#include "pagewalk.h"
 #include "vm.h"
 
 #define X86_EFLAGS_AC (1u << 18)
+#define X86_CR0_PE 1u
+#define X86_CR0_EM (1u << 2)
+#define X86_CR0_TS (1u << 3)
+#define X86_CR4_OSFXSR (1u << 9)
 #define EXC_BP 3
 #define EXC_UD 6
+#define EXC_NM 7
+#define EXC_GP 13
+#define EXC_PF 14
+/* MXCSR bits a CPU without an MXCSR_MASK in its FXSAVE image accepts (SDM 11.6.6). */
+#define MXCSR_MASK_DEFAULT 0xffbfu
 
 int guest_translate(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
 		    uint64_t *gpa)
@@ -38,44 +48,30 @@ int guest_translate(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t l
 	return 0;
 }
 
-/* Copies between buf and guest linear memory page by page; returns the bytes copied before the
+/* Reads guest linear memory page by page through KVM_TRANSLATE, for instruction bytes and
+ * diagnostics only: it ignores access rights, so data accesses of completed instructions go
+ * through data_access and the software page walk instead. Returns the bytes read before the
  * first unmapped page. */
-static size_t guest_copy_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
-			      uint8_t *buf, size_t len, bool to_guest)
+int guest_read_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear, void *buf,
+		    size_t len)
 {
+	uint8_t *out = buf;
 	size_t done = 0;
 
 	while (done < len) {
 		size_t chunk = MIN(4096 - ((linear + done) & 4095), len - done);
 		uint64_t gpa;
-		uint8_t *p;
+		const uint8_t *p;
 
 		if (guest_translate(vcpu, sregs, linear + done, &gpa))
 			break;
 		p = memory_gpa_ptr(&vcpu->vm->mem, gpa, chunk);
 		if (!p)
 			break;
-		if (to_guest) {
-			memcpy(p, buf + done, chunk);
-			memory_mark_dirty(&vcpu->vm->mem, gpa, chunk);
-		} else
-			memcpy(buf + done, p, chunk);
+		memcpy(out + done, p, chunk);
 		done += chunk;
 	}
-	return done;
-}
-
-int guest_read_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear, void *buf,
-		    size_t len)
-{
-	return (int)guest_copy_virt(vcpu, sregs, linear, buf, len, false);
-}
-
-int guest_write_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
-		     const void *buf, size_t len)
-{
-	/* The source is only read: the cast lets both directions share one walker. */
-	return guest_copy_virt(vcpu, sregs, linear, (uint8_t *)buf, len, true) == len ? 0 : -EFAULT;
+	return (int)done;
 }
 
 /* Decoded prefix and operand state of one instruction. */
@@ -178,15 +174,20 @@ static int decode_ea(struct insn *in, uint8_t modrm, const struct kvm_regs *r,
  * Known gap on kvm_pvm: a value written with KVM_SET_XSAVE between two KVM_RUNs does not
  * reliably reach the guest (it does when the thread is descheduled in between), so a completed
  * LDMXCSR of a new value may be lost there. Guests load MXCSR's default, which is harmless. */
-static int mxcsr_access(struct vcpu *vcpu, uint32_t *val, bool write)
+static int mxcsr_access(struct vcpu *vcpu, uint32_t *val, bool write, uint32_t *mask)
 {
 	static struct kvm_xsave xs; /* 4 KiB: not on the vCPU thread's stack */
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	struct kvm_fpu fpu;
 	int ret = 0;
 
+	if (mask)
+		*mask = MXCSR_MASK_DEFAULT;
 	pthread_mutex_lock(&lock);
 	if (ioctl(vcpu->fd, KVM_GET_XSAVE, &xs) == 0) {
+		/* MXCSR_MASK at offset 28 of the legacy area; 0 means the default. */
+		if (mask && xs.region[7])
+			*mask = xs.region[7];
 		if (write) {
 			xs.region[6] = *val;
 			if (ioctl(vcpu->fd, KVM_SET_XSAVE, &xs) < 0)
@@ -208,20 +209,151 @@ static int mxcsr_access(struct vcpu *vcpu, uint32_t *val, bool write)
 	return ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
 }
 
-static int inject_exception(struct vcpu *vcpu, unsigned int vector)
+/* An exception the instruction raises instead of completing. */
+struct insn_fault {
+	unsigned int vector;
+	bool has_error;
+	uint32_t error;
+	uint64_t cr2; /* #PF: the linear address */
+};
+
+static int inject_fault(struct vcpu *vcpu, const struct insn_fault *f)
 {
 	struct kvm_vcpu_events ev;
 
 	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
 	ev.exception.injected = 1;
-	ev.exception.nr = (uint8_t)vector;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
+	ev.exception.nr = (uint8_t)f->vector;
+	ev.exception.has_error_code = f->has_error;
+	ev.exception.error_code = f->error;
 	ev.flags = 0;
 	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
 	return 0;
+}
+
+static int inject_exception(struct vcpu *vcpu, unsigned int vector)
+{
+	const struct insn_fault f = { .vector = vector };
+
+	return inject_fault(vcpu, &f);
+}
+
+/* #PF needs CR2 first: the guest's handler reads it. */
+static int inject_page_fault(struct vcpu *vcpu, struct kvm_sregs *sregs, const struct insn_fault *f)
+{
+	sregs->cr2 = f->cr2;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, sregs) < 0)
+		return -errno;
+	return inject_fault(vcpu, f);
+}
+
+/* The paging state and privilege a data access of this vCPU runs with. */
+static void pw_cpu_of(const struct kvm_regs *regs, const struct kvm_sregs *sregs, struct pw_cpu *c)
+{
+	c->cr0 = sregs->cr0;
+	c->cr3 = sregs->cr3;
+	c->cr4 = sregs->cr4;
+	c->efer = sregs->efer;
+	c->rflags = regs->rflags;
+	/* The CPL is the RPL of CS in protected mode, 0 in real mode. */
+	c->cpl = (sregs->cr0 & X86_CR0_PE) ? (sregs->cs.selector & 3u) : 0;
+}
+
+/* Loads or stores len (<= 8) bytes at linear as the instruction would: canonical check, the
+ * page walk with its rights for both pages of a split operand (checked before anything is
+ * written), then the copy. Returns 0; 1 with *f set when the instruction raises an exception
+ * instead; -ENOTSUP when the operand is not in RAM (the access cannot be completed). */
+static int data_access(struct vcpu *vcpu, const struct kvm_regs *regs,
+		       const struct kvm_sregs *sregs, uint64_t linear, void *buf, size_t len,
+		       bool write, struct insn_fault *f)
+{
+	struct pw_cpu cpu;
+	uint8_t *host[2];
+	size_t first = MIN(len, 4096 - (linear & 4095));
+	uint64_t gpa;
+	uint32_t err;
+	int ret;
+
+	pw_cpu_of(regs, sregs, &cpu);
+	if (!pagewalk_canonical(&cpu, linear) || !pagewalk_canonical(&cpu, linear + len - 1)) {
+		*f = (struct insn_fault){ .vector = EXC_GP, .has_error = true };
+		return 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint64_t at = i == 0 ? linear : linear + first;
+		size_t n = i == 0 ? first : len - first;
+
+		host[i] = NULL;
+		if (!n)
+			continue;
+		ret = pagewalk(&vcpu->vm->mem, &cpu, at, write ? PW_WRITE : 0, &gpa, &err);
+		if (ret == -EFAULT) {
+			*f = (struct insn_fault){ EXC_PF, true, err, at };
+			return 1;
+		}
+		host[i] = ret ? NULL : memory_gpa_ptr(&vcpu->vm->mem, gpa, n);
+		if (!host[i])
+			return -ENOTSUP;
+		if (write)
+			memory_mark_dirty(&vcpu->vm->mem, gpa, n);
+	}
+	if (write) {
+		memcpy(host[0], buf, first);
+		if (len > first)
+			memcpy(host[1], (uint8_t *)buf + first, len - first);
+	} else {
+		memcpy(buf, host[0], first);
+		if (len > first)
+			memcpy((uint8_t *)buf + first, host[1], len - first);
+	}
+	return 0;
+}
+
+static void note_once(const char *what);
+
+/* LDMXCSR (load) or STMXCSR m32 at linear address ea, with the checks the CPU makes: #UD without
+ * OS SSE support or with CR0.EM, #NM with CR0.TS, #GP(0) for a non-canonical address or
+ * reserved MXCSR bits, #PF for a page the access may not touch (not present, read-only for
+ * the write, supervisor-only for CPL 3, a user page under SMAP). Nothing is written through a
+ * read-only (copy-on-write) mapping. Returns 0 when completed, 1 when an exception was raised
+ * instead, -ENOTSUP when the operand is not RAM, or -errno. */
+static int complete_mxcsr(struct vcpu *vcpu, const struct kvm_regs *regs, struct kvm_sregs *sregs,
+			  bool load, uint64_t ea)
+{
+	struct insn_fault f = { 0 };
+	uint32_t v32 = 0, cur, mask;
+	int ret;
+
+	note_once(load ? "LDMXCSR" : "STMXCSR");
+	if ((sregs->cr0 & X86_CR0_EM) || !(sregs->cr4 & X86_CR4_OSFXSR))
+		f.vector = EXC_UD;
+	else if (sregs->cr0 & X86_CR0_TS)
+		f.vector = EXC_NM;
+	if (f.vector) {
+		ret = inject_fault(vcpu, &f);
+		return ret ? ret : 1;
+	}
+	if (load) {
+		ret = data_access(vcpu, regs, sregs, ea, &v32, 4, false, &f);
+		if (!ret)
+			ret = mxcsr_access(vcpu, &cur, false, &mask);
+		if (!ret && (v32 & ~mask)) {
+			f = (struct insn_fault){ .vector = EXC_GP, .has_error = true };
+			ret = 1;
+		} else if (!ret) {
+			ret = mxcsr_access(vcpu, &v32, true, NULL);
+		}
+	} else {
+		ret = mxcsr_access(vcpu, &v32, false, NULL);
+		if (!ret)
+			ret = data_access(vcpu, regs, sregs, ea, &v32, 4, true, &f);
+	}
+	if (ret != 1)
+		return ret;
+	ret = f.vector == EXC_PF ? inject_page_fault(vcpu, sregs, &f) : inject_fault(vcpu, &f);
+	return ret ? ret : 1;
 }
 
 /* Says once per kind that the VMM is completing instructions for the host. */
@@ -350,7 +482,6 @@ int vcpu_handle_emulation_failure(struct vcpu *vcpu)
 	int op, op2, modrm, ret;
 	bool rip_rel, vex = false;
 	uint64_t ea;
-	uint32_t v32;
 	const char *name;
 	char hex[64];
 
@@ -438,20 +569,15 @@ int vcpu_handle_emulation_failure(struct vcpu *vcpu)
 			goto unknown;
 		if (rip_rel)
 			ea += regs.rip + (uint64_t)in.pos;
-		if (((modrm >> 3) & 7) == 2) {
-			note_once("LDMXCSR");
-			if (guest_read_virt(vcpu, &sregs, ea, &v32, 4) != 4)
-				goto fault;
-			ret = mxcsr_access(vcpu, &v32, true);
-			if (ret)
-				return ret;
-		} else {
-			note_once("STMXCSR");
-			ret = mxcsr_access(vcpu, &v32, false);
-			if (ret)
-				return ret;
-			if (guest_write_virt(vcpu, &sregs, ea, &v32, 4))
-				goto fault;
+		ret = complete_mxcsr(vcpu, &regs, &sregs, ((modrm >> 3) & 7) == 2, ea);
+		if (ret == -ENOTSUP)
+			goto fault;
+		if (ret < 0)
+			return ret;
+		if (ret == 1) {
+			/* It raised an exception: RIP stays at the instruction. */
+			ret = 0;
+			goto done;
 		}
 		regs.rip += (uint64_t)in.pos;
 		ret = ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ? -errno : 0;
@@ -464,7 +590,8 @@ done:
 		vcpu->emulated++;
 	return ret;
 fault:
-	pr_err("vcpu%u: memory operand at %#" PRIx64 " of the failed instruction is not mapped",
+	pr_err("vcpu%u: memory operand at %#" PRIx64 " of the failed instruction is not in RAM or "
+	       "its page tables are not",
 	       vcpu->index, ea);
 	return -ENOTSUP;
 unknown:

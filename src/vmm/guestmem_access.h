@@ -13,11 +13,10 @@ struct vcpu;
  * -EFAULT when not mapped. */
 int guest_translate(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
 		    uint64_t *gpa);
-/* Copies up to len bytes; returns how many could be read before an unmapped page. */
+/* Copies up to len bytes; returns how many could be read before an unmapped page. Ignores
+ * access rights (KVM_TRANSLATE does not report them): not for the data accesses of an
+ * instruction the VMM completes (exits.c walks the page tables itself for those). */
 int guest_read_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear, void *buf,
 		    size_t len);
-/* Returns 0 when all len bytes were written, -EFAULT otherwise (nothing partial is undone). */
-int guest_write_virt(struct vcpu *vcpu, const struct kvm_sregs *sregs, uint64_t linear,
-		     const void *buf, size_t len);
 
 #endif

@@ -17,7 +17,7 @@ CASES = {
     "smp4": ("smp", ["--cpus", "4"], 0, r"cpus=00000004 started=00000003"),
     "timer": ("timer", [], 0, r"timer ok: 5 ticks"),
     "lapic_timer": ("lapic", [], 0, r"lapic timer ok: 5 interrupts"),
-    "emulation": ("emulate", [], 0, r"emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2"),
+    "emulation": ("emulate", [], 0, r"emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2 pf gp"),
     "triple_fault": ("triple", [], 3, r"about to triple fault"),
     "acpi_poweroff": ("poweroff", [], 0, r"powering off"),
     "kbd_reset_exit": ("reboot", ["--on-reboot", "exit"], 0, r"rebooting"),
