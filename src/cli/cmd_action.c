@@ -145,8 +145,19 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action)
 		int rc;
 
 		if (!id) {
-			fprintf(stderr, "vireo: the reply names no task\n");
-			return CLIENT_EXIT_FAILED;
+			/* A bulk request's VM whose action was refused at once. */
+			json_object *err = NULL;
+
+			json_object_object_get_ex(t, "error", &err);
+			fprintf(stderr, "vireo: %s: %s (%s)\n",
+				str_of(t, "vm_name") ? str_of(t, "vm_name") : str_of(t, "vm_id"),
+				err && str_of(err, "message") ? str_of(err, "message") : "refused",
+				err && str_of(err, "code") ? str_of(err, "code") : "no code");
+			rc = err && str_of(err, "code") && !strcmp(str_of(err, "code"), "not_found")
+				     ? CLIENT_EXIT_NOT_FOUND
+				     : CLIENT_EXIT_CONFLICT;
+			worst = rc > worst ? rc : worst;
+			continue;
 		}
 		rc = client_wait_task(c, id, &done);
 		if (c->json && done)
@@ -200,7 +211,8 @@ int cmd_vm_action(struct client *c, int argc, char **argv)
 				json_object_array_add(ids, json_object_new_string(argv[i]));
 			json_object_object_add(sel, "ids", ids);
 		}
-		json_object_put(body);
+		if (body)
+			json_object_object_add(sel, "args", body);
 		body = sel;
 		snprintf(path, sizeof(path), "/vms/actions/%s", action);
 	}
