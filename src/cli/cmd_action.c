@@ -231,8 +231,14 @@ int cmd_vm_action(struct client *c, int argc, char **argv)
 		json_object_get(tasks);
 	}
 	if (o.no_wait) {
-		for (size_t i = 0; i < json_object_array_length(tasks); i++)
-			puts(str_of(json_object_array_get_idx(tasks, i), "id"));
+		for (size_t i = 0; i < json_object_array_length(tasks); i++) {
+			const char *id = str_of(json_object_array_get_idx(tasks, i), "id");
+
+			if (id)
+				puts(id);
+			else
+				rc = CLIENT_EXIT_CONFLICT;
+		}
 	} else {
 		rc = wait_tasks(c, tasks, action);
 	}
