@@ -12,12 +12,12 @@
 #include "events.h"
 #include "http.h"
 
-/* "vm,task" -> HTTP_EV_* bits; -1 for an unknown type. */
+/* "vm,task" -> HTTP_EV_* bits; -1 for an unknown or empty type. */
 static int parse_types(const char *s)
 {
 	unsigned bits = 0;
 
-	while (*s) {
+	for (;;) {
 		size_t n = strcspn(s, ",");
 
 		if (n == 2 && !strncmp(s, "vm", 2))
@@ -27,10 +27,10 @@ static int parse_types(const char *s)
 		else
 			return -1;
 		s += n;
-		if (*s == ',')
-			s++;
+		if (!*s)
+			return (int)bits;
+		s++; /* past the comma: another type must follow */
 	}
-	return (int)bits;
 }
 
 static void events_get(struct http_req *req, struct http_resp *resp)

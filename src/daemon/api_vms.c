@@ -236,6 +236,16 @@ static void vms_action_bulk(struct http_req *req, struct http_resp *resp)
 
 	if (!s || check_action(req->params[0], resp) || need_body(req, resp))
 		return;
+	/* The selector's shape; the supervisor checks the values. */
+	json_object_object_foreach(req->body, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "ids") && strcmp(key, "tag") && strcmp(key, "args")) {
+			http_error(resp, 400, "unknown_field", NULL,
+				   "unknown field '%s' (ids, tag, args)", key);
+			return;
+		}
+	}
 	ret = supervisor_vm_action_bulk(s, req->params[0], req->body, req->who.name, &out, &e);
 	if (ret)
 		http_derror(resp, ret, &e);
