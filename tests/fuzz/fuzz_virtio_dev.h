@@ -288,6 +288,21 @@ static inline void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 	drv_bar_write(d, 0x14, drv_status(d) | VIRTIO_STATUS_DRIVER_OK, 1);
 }
 
+/* Back to power-on between inputs: requests in flight finish, the BAR is where it was with
+ * memory decoding on, MSI-X is off and the device is reset. */
+static inline void fz_power_on(struct drv *d)
+{
+	virtio_pci_quiesce(d->vp);
+	virtio_pci_resume(d->vp);
+	fz_poll();
+	drv_pci_write(d, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)d->vp->bar_addr, 4);
+	drv_pci_write(d, 0x14 + 4 * VIRTIO_PCI_BAR, (uint32_t)(d->vp->bar_addr >> 32), 4);
+	drv_pci_write(d, 0x40 + 3, 0, 1); /* MSI-X control, at 0x40 in virtio/pci.c */
+	drv_pci_write(d, 0x04, 0x0002, 2);
+	drv_bar_write(d, 0x14, 0, 1);
+	fz_poll();
+}
+
 /* Creates every device once. */
 static inline void fz_machine_init(void)
 {

@@ -129,16 +129,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
-	/* Back to power-on for the next input: the BAR where it was, decoding on, MSI-X off,
-	 * device reset. */
-	virtio_pci_quiesce(d->vp);
-	virtio_pci_resume(d->vp);
-	fz_poll();
-	drv_pci_write(d, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)d->vp->bar_addr, 4);
-	drv_pci_write(d, 0x14 + 4 * VIRTIO_PCI_BAR, (uint32_t)(d->vp->bar_addr >> 32), 4);
-	drv_pci_write(d, CAP_MSIX + 3, 0, 1);
-	drv_pci_write(d, 0x04, 0x0002, 2);
-	drv_bar_write(d, 0x14, 0, 1);
-	fz_poll();
+	fz_power_on(d);
 	return 0;
 }

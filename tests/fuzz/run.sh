@@ -32,8 +32,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$top"/tests/fuzz/corpus/"$target"/* "$work/"
 cd "$bdir" || exit 1
+# Room for the largest seed (saved machine states are bigger than most inputs).
+maxlen=$(find "$work" -type f -printf '%s\n' | sort -n | tail -1)
+[ "${maxlen:-0}" -gt 16384 ] || maxlen=16384
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-"$bdir/$exe" -max_total_time="$secs" -max_len=16384 -timeout=10 -close_fd_mask=2 \
+"$bdir/$exe" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 -close_fd_mask=2 \
 	-rss_limit_mb=1024 -print_final_stats=1 "$work" 2>"$work/log"
 status=$?
 grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)" "$work/log"
