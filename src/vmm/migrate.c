@@ -701,7 +701,7 @@ static int listen_on(const char *uri)
 
 /* One connection's handshake: START, then CONFIG. Returns 0, or -EPROTO for a peer that is not
  * a vireo source (the caller waits for another), or another -errno. */
-static int incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
+int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
 {
 	static struct vmstate_config sc; /* strings live as long as the process (cfg points) */
 	uint8_t start[16], *buf = NULL;
@@ -783,7 +783,7 @@ int migration_incoming_accept(struct vm_config *cfg, uint64_t *fp)
 			break;
 		}
 		set_timeouts(fd);
-		ret = incoming_handshake(fd, cfg, fp);
+		ret = migration_incoming_handshake(fd, cfg, fp);
 		if (ret == 0) {
 			close(lfd);
 			return fd;

@@ -69,6 +69,10 @@ void migration_finish(struct vm *vm);
  * returns the connection. A connection that does not start with the protocol's greeting is
  * dropped and the wait goes on. Returns the fd or -errno. */
 int migration_incoming_accept(struct vm_config *cfg, uint64_t *cpuid_fingerprint);
+/* The handshake on one accepted connection fd (START, then CONFIG into cfg). Returns 0, -EPROTO
+ * for a peer that is not a vireo source, or another -errno. Exposed for the fuzzer, which feeds
+ * it a socketpair. */
+int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *cpuid_fingerprint);
 /* Destination, after vm_create: receives memory and state into vm, loads it and acknowledges.
  * Returns 0 (the guest can run) or -errno after telling the source. Closes fd. */
 int migration_incoming_receive(struct vm *vm, int fd, uint64_t cpuid_fingerprint);
