@@ -167,7 +167,7 @@ struct vm {
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
  * printing why. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
-/* Starts the vCPUs and runs the main loop until the VM stops; returns the exit status. */
+/* vmloop.c: starts the vCPUs and runs the main loop until the VM stops; returns the exit status. */
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Called from any thread: ends the VM with this reason and status (first caller wins). */
