@@ -771,6 +771,10 @@ int vmdef_argv(const struct vm_def *d, const char *vireo, const char *api_sock,
 		push(&a, "--vsock");
 		push(&a, "cid=%lld,uds=%s/vsock.sock", (long long)d->vsock_cid, dirname(dir));
 	}
+	/* A guest reboot restarts the VM in place (the VMM would otherwise exit with 0, which the
+	 * daemon would take for a power-off). */
+	push(&a, "--on-reboot");
+	push(&a, "restart");
 	push(&a, "--api-sock");
 	push(&a, "%s", api_sock);
 	push(&a, "--console");

@@ -99,8 +99,9 @@ bool vmdef_patch_is_live(json_object *patch);
  * disks; writable disks writable). Returns 0 or -ENOENT/-EACCES with e = "unprocessable". */
 int vmdef_check_files(const struct vm_def *def, struct derror *e);
 
-/* The argv of the VMM: vireo run <def options> --api-sock API --console socket:CONSOLE
- * [extra...], NULL-terminated, malloc'd (vmdef_argv_free). vireo is the binary's path. */
+/* The argv of the VMM: vireo run <def options> --on-reboot restart --api-sock API
+ * --console socket:CONSOLE, NULL-terminated (a guest reboot restarts the VM in place rather than
+ * ending the VMM), malloc'd (vmdef_argv_free). vireo is the binary's path. */
 int vmdef_argv(const struct vm_def *def, const char *vireo, const char *api_sock,
 	       const char *console_sock, char ***argv);
 void vmdef_argv_free(char **argv);

@@ -207,14 +207,15 @@ static void test_argv(void **state)
 			 0);
 	for (int i = 0; argv[i]; i++)
 		snprintf(line + strlen(line), sizeof(line) - strlen(line), "%s|", argv[i]);
-	assert_string_equal(
-		line, "/bin/vireo|run|--cpus|2|--memory|512M|--kernel|/k/bzImage|"
-		      "--initrd|/k/initrd|--cmdline|console=ttyS0 quiet|"
-		      "--disk|/img/a.qcow2,format=qcow2,serial=d1|"
-		      "--disk|/img/b.raw,readonly|"
-		      "--net|user,hostfwd=tcp:127.0.0.1:2222-:22,mac=52:54:00:12:34:56|"
-		      "--net|tap=tap0|--rng|--balloon|--vsock|cid=3,uds=/s/vms/u/vsock.sock|"
-		      "--api-sock|/s/vms/u/control.sock|--console|socket:/s/vms/u/console.sock|");
+	assert_string_equal(line,
+			    "/bin/vireo|run|--cpus|2|--memory|512M|--kernel|/k/bzImage|"
+			    "--initrd|/k/initrd|--cmdline|console=ttyS0 quiet|"
+			    "--disk|/img/a.qcow2,format=qcow2,serial=d1|"
+			    "--disk|/img/b.raw,readonly|"
+			    "--net|user,hostfwd=tcp:127.0.0.1:2222-:22,mac=52:54:00:12:34:56|"
+			    "--net|tap=tap0|--rng|--balloon|--vsock|cid=3,uds=/s/vms/u/vsock.sock|"
+			    "--on-reboot|restart|--api-sock|/s/vms/u/"
+			    "control.sock|--console|socket:/s/vms/u/console.sock|");
 	vmdef_argv_free(argv);
 	vmdef_free(&d);
 }

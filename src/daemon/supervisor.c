@@ -1,0 +1,1073 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The supervisor (supervisor.h): the VM table kept in memory and written through to the store,
+ * the API's VM resources, re-attaching to VMMs at daemon start, and the pidfd watcher thread
+ * that notices a VMM's end. The actions themselves are in supervisor_actions.c.
+ */
+#include "supervisor_int.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "vmm.h"
+
+static const char *const all_states[] = { "defined",  "starting", "running", "paused",
+					  "stopping", "stopped",  "crashed", "migrating" };
+
+static struct supervisor *default_sv;
+
+struct supervisor *supervisor_default(void)
+{
+	return default_sv;
+}
+
+static void publish(struct supervisor *sv, const char *type, json_object *data)
+{
+	if (sv->cfg.publish)
+		sv->cfg.publish(type, data);
+	json_object_put(data);
+}
+
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+struct vm *sv_find(struct supervisor *sv, const char *id)
+{
+	if (!id)
+		return NULL;
+	for (size_t i = 0; i < sv->nvms; i++)
+		if (!strcmp(sv->vms[i]->id, id) || !strcmp(sv->vms[i]->def.name, id))
+			return sv->vms[i];
+	return NULL;
+}
+
+static int table_add(struct supervisor *sv, struct vm *vm)
+{
+	if (sv->nvms == sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 64;
+		struct vm **n = realloc(sv->vms, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		sv->vms = n;
+		sv->cap = cap;
+	}
+	sv->vms[sv->nvms++] = vm;
+	return 0;
+}
+
+static void vm_free(struct vm *vm)
+{
+	vmdef_free(&vm->def);
+	json_object_put(vm->def_json);
+	free(vm->reason);
+	free(vm);
+}
+
+static void vm_paths(struct supervisor *sv, struct vm *vm)
+{
+	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", sv->state_dir, vm->id);
+	snprintf(vm->api_sock, sizeof(vm->api_sock), "%s/control.sock", vm->dir);
+	snprintf(vm->console_sock, sizeof(vm->console_sock), "%s/console.sock", vm->dir);
+}
+
+json_object *sv_vm_json(const struct vm *vm)
+{
+	json_object *o = NULL;
+
+	json_object_deep_copy(vm->def_json, &o, NULL);
+	json_object_object_add(o, "id", json_object_new_string(vm->id));
+	json_object_object_add(o, "state", json_object_new_string(vm->state));
+	json_object_object_add(o, "state_reason", json_object_new_string(vm->reason));
+	json_object_object_add(o, "state_changed_at", json_object_new_string(vm->state_changed_at));
+	json_object_object_add(o, "generation", json_object_new_int64(vm->generation));
+	json_object_object_add(o, "created_at", json_object_new_string(vm->created_at));
+	json_object_object_add(o, "updated_at", json_object_new_string(vm->updated_at));
+	json_object_object_add(o, "pid", vm->vmm_pid ? json_object_new_int(vm->vmm_pid) : NULL);
+	return o;
+}
+
+int sv_transition(struct supervisor *sv, struct vm *vm, const char *to, const char *reason)
+{
+	char at[STORE_TIME_LEN], *r = strdup(reason);
+	json_object *ev;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	store_now(at);
+	ret = store_vm_set_state(sv->cfg.store, vm->id, vm->state, to, reason, at);
+	if (ret) {
+		pr_err("vm %s: recording %s -> %s failed: %s", vm->def.name, vm->state, to,
+		       strerror(-ret));
+		free(r);
+		return ret;
+	}
+	pr_info("vm %s: %s -> %s (%s)", vm->def.name, vm->state, to, reason);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "id", json_object_new_string(vm->id));
+	json_object_object_add(ev, "name", json_object_new_string(vm->def.name));
+	json_object_object_add(ev, "from", json_object_new_string(vm->state));
+	json_object_object_add(ev, "to", json_object_new_string(to));
+	json_object_object_add(ev, "reason", json_object_new_string(reason));
+	snprintf(vm->state, sizeof(vm->state), "%s", to);
+	free(vm->reason);
+	vm->reason = r;
+	memcpy(vm->state_changed_at, at, sizeof(at));
+	publish(sv, "vm.state", ev);
+	return 0;
+}
+
+/* Builds a struct vm from a stored row. */
+static int load_one(const struct store_vm *row, void *opaque)
+{
+	struct supervisor *sv = opaque;
+	json_object *j = json_tokener_parse(row->def_json);
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct derror e = { 0 };
+	int ret;
+
+	if (!vm) {
+		json_object_put(j);
+		return -ENOMEM;
+	}
+	ret = vmdef_from_json(j, false, &vm->def, &e);
+	json_object_put(j);
+	if (ret) {
+		/* Only an older vireod's rules could have let this in: keep the daemon up. */
+		pr_err("vm %s (%s): stored definition refused (%s); skipped", row->name, row->id,
+		       e.message);
+		free(vm);
+		return 0;
+	}
+	memcpy(vm->id, row->id, sizeof(vm->id));
+	snprintf(vm->state, sizeof(vm->state), "%s", row->state);
+	vm->reason = strdup(row->state_reason ? row->state_reason : "");
+	memcpy(vm->state_changed_at, row->state_changed_at, sizeof(vm->state_changed_at));
+	vm->generation = row->generation;
+	memcpy(vm->created_at, row->created_at, sizeof(vm->created_at));
+	memcpy(vm->updated_at, row->updated_at, sizeof(vm->updated_at));
+	vm->def_json = vmdef_to_json(&vm->def);
+	vm->pidfd = -1;
+	vm_paths(sv, vm);
+	ret = table_add(sv, vm);
+	if (ret)
+		vm_free(vm);
+	return ret;
+}
+
+int supervisor_create(const struct supervisor_config *cfg, struct supervisor **out)
+{
+	struct supervisor *sv = calloc(1, sizeof(*sv));
+	pthread_condattr_t ca;
+	char path[PATH_MAX];
+	int ret;
+
+	if (!sv)
+		return -ENOMEM;
+	sv->cfg = *cfg;
+	sv->state_dir = strdup(cfg->state_dir);
+	sv->vireo = strdup(cfg->vireo);
+	sv->self = strdup(cfg->self);
+	sv->epfd = sv->wakefd = -1;
+	pthread_mutex_init(&sv->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&sv->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(path, sizeof(path), "%s/vms", cfg->state_dir);
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		ret = -errno;
+		pr_err("supervisor: cannot create %s: %s", path, strerror(errno));
+		goto err_free;
+	}
+	ret = store_vm_foreach(cfg->store, load_one, sv);
+	if (ret)
+		goto err_free;
+	sv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	sv->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sv->epfd < 0 || sv->wakefd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = sv->wakefd };
+	epoll_ctl(sv->epfd, EPOLL_CTL_ADD, sv->wakefd, &ev);
+	if (!default_sv)
+		default_sv = sv;
+	*out = sv;
+	return 0;
+
+err_free:
+	supervisor_destroy(sv);
+	return ret;
+}
+
+void supervisor_destroy(struct supervisor *sv)
+{
+	uint64_t one = 1;
+
+	if (!sv)
+		return;
+	pthread_mutex_lock(&sv->lock);
+	sv->stopping = true;
+	pthread_mutex_unlock(&sv->lock);
+	if (sv->watching) {
+		if (write(sv->wakefd, &one, sizeof(one)) < 0)
+			pr_warn("supervisor: cannot wake the watcher");
+		pthread_join(sv->watcher, NULL);
+	}
+	for (size_t i = 0; i < sv->nvms; i++) {
+		if (sv->vms[i]->pidfd >= 0)
+			close(sv->vms[i]->pidfd);
+		vm_free(sv->vms[i]);
+	}
+	if (sv->epfd >= 0)
+		close(sv->epfd);
+	if (sv->wakefd >= 0)
+		close(sv->wakefd);
+	if (default_sv == sv)
+		default_sv = NULL;
+	free(sv->vms);
+	free(sv->state_dir);
+	free(sv->vireo);
+	free(sv->self);
+	pthread_mutex_destroy(&sv->lock);
+	pthread_cond_destroy(&sv->cond);
+	free(sv);
+}
+
+/* ---- VMM processes ------------------------------------------------------------------------ */
+
+int sv_watch(struct supervisor *sv, struct vm *vm, pid_t shim, pid_t vmm, uint64_t starttime,
+	     bool store_runtime)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct store_runtime rt = { .shim_pid = shim, .vmm_pid = vmm, .vmm_starttime = starttime };
+	int fd = vmm_pidfd(vmm);
+
+	if (fd < 0)
+		return fd;
+	vm->shim_pid = shim;
+	vm->vmm_pid = vmm;
+	vm->starttime = starttime;
+	vm->pidfd = fd;
+	vm->kill_sent = false;
+	ev.data.fd = fd;
+	if (epoll_ctl(sv->epfd, EPOLL_CTL_ADD, fd, &ev))
+		pr_err("vm %s: cannot watch the VMM: %s", vm->def.name, strerror(errno));
+	if (store_runtime) {
+		store_now(rt.started_at);
+		store_runtime_set(sv->cfg.store, vm->id, &rt);
+	}
+	/* A VMM that ended before the pidfd existed still makes it readable: the watcher sees it.
+	 */
+	return 0;
+}
+
+bool sv_wait_gone(struct supervisor *sv, struct vm *vm, int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (vm->vmm_pid && !sv->stopping)
+		if (pthread_cond_timedwait(&sv->cond, &sv->lock, &ts) == ETIMEDOUT)
+			break;
+	return vm->vmm_pid == 0;
+}
+
+void sv_queue_start(struct supervisor *sv, const char *id, const char *reason)
+{
+	if (sv_action_submit(sv, id, "start", NULL, "vireod", reason, NULL))
+		pr_warn("vm %s: could not queue a start (%s)", id, reason);
+}
+
+/* Whether the restart policy restarts a VM that reached state `to` on its own. */
+static bool policy_restarts(struct vm *vm, const char *to)
+{
+	int64_t now = mono_now_ms();
+
+	if (!strcmp(to, "crashed") ? vm->def.restart_policy == VM_RESTART_NO
+				   : vm->def.restart_policy != VM_RESTART_ALWAYS)
+		return false;
+	if (now - vm->restart_window > 60000) {
+		vm->restart_window = now;
+		vm->restarts = 0;
+	}
+	/* A VMM that dies at once would otherwise be restarted forever. */
+	if (++vm->restarts > 5) {
+		pr_warn("vm %s: restarted 5 times within a minute; not again", vm->def.name);
+		return false;
+	}
+	return true;
+}
+
+/* The VMM of vm ended (lock held); status from the shim's exit-status or -1 unknown. */
+static void vmm_ended(struct supervisor *sv, struct vm *vm, int status, bool *restart,
+		      char *restart_reason, size_t rlen)
+{
+	char text[96], reason[440];
+	const char *to;
+	bool was_starting = !strcmp(vm->state, "starting"), expected;
+	bool clean = status >= 0 &&
+		     ((WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
+		      (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && vm->kill_sent));
+
+	if (status >= 0)
+		vmm_status_text(status, text, sizeof(text));
+	else
+		snprintf(text, sizeof(text), "ended (its exit status is lost: the shim died too)");
+	expected = vm->expect_exit && clean;
+	if (expected) {
+		to = "stopped";
+		snprintf(reason, sizeof(reason), "%s (VMM %s)", vm->expect_reason, text);
+	} else if (clean && !vm->kill_sent) {
+		to = "stopped";
+		snprintf(reason, sizeof(reason), "guest powered off (VMM %s)", text);
+	} else {
+		to = "crashed";
+		snprintf(reason, sizeof(reason), "VMM %s", text);
+	}
+	if (vm->pidfd >= 0) {
+		epoll_ctl(sv->epfd, EPOLL_CTL_DEL, vm->pidfd, NULL);
+		close(vm->pidfd);
+	}
+	vm->pidfd = -1;
+	vm->vmm_pid = vm->shim_pid = 0;
+	vm->expect_exit = vm->kill_sent = false;
+	store_runtime_clear(sv->cfg.store, vm->id);
+	if (sv->cfg.consoles)
+		consolehub_detach(sv->cfg.consoles, vm->id);
+	sv_transition(sv, vm, to, reason);
+	pthread_cond_broadcast(&sv->cond);
+	/* Exits we asked for never restart; a guest power-off restarts only under "always". */
+	*restart = !was_starting && !expected && policy_restarts(vm, to);
+	snprintf(restart_reason, rlen, "restarted by restart policy %s after: %s",
+		 vmdef_restart_policy_name(vm->def.restart_policy), reason);
+}
+
+/* The shim writes exit-status right after the VMM ends; give it a moment. */
+static int wait_exit_status(const char *dir, int *status)
+{
+	struct timespec ts = { 0, 5 * 1000000 };
+
+	for (int i = 0; i < 400; i++) {
+		if (vmm_read_exit_status(dir, status) == 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -ENOENT;
+}
+
+static void pidfd_ready(struct supervisor *sv, int fd)
+{
+	char dir[PATH_MAX], id[STORE_ID_LEN], why[600];
+	struct vm *vm = NULL;
+	bool restart = false;
+	int status;
+
+	pthread_mutex_lock(&sv->lock);
+	for (size_t i = 0; i < sv->nvms && !vm; i++)
+		if (sv->vms[i]->pidfd == fd)
+			vm = sv->vms[i];
+	if (!vm) {
+		epoll_ctl(sv->epfd, EPOLL_CTL_DEL, fd, NULL);
+		pthread_mutex_unlock(&sv->lock);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", vm->dir);
+	pthread_mutex_unlock(&sv->lock);
+	if (wait_exit_status(dir, &status))
+		status = -1;
+	pthread_mutex_lock(&sv->lock);
+	/* Still the same VMM? (Only this thread clears pidfds, so yes; checked for safety.) */
+	if (vm->pidfd == fd) {
+		vmm_ended(sv, vm, status, &restart, why, sizeof(why));
+		memcpy(id, vm->id, sizeof(id));
+	}
+	pthread_mutex_unlock(&sv->lock);
+	if (restart)
+		sv_queue_start(sv, id, why);
+}
+
+static void *watcher(void *arg)
+{
+	struct supervisor *sv = arg;
+	struct epoll_event ev[32];
+
+	for (;;) {
+		int n = epoll_wait(sv->epfd, ev, 32, -1);
+		if (n < 0 && errno != EINTR) {
+			pr_err("supervisor: epoll_wait: %s", strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == sv->wakefd)
+				return NULL;
+			pidfd_ready(sv, ev[i].data.fd);
+		}
+	}
+}
+
+/* ---- re-attach at daemon start ---------------------------------------------------------- */
+
+static bool has_vmm_state(const char *state)
+{
+	return !strcmp(state, "starting") || !strcmp(state, "running") ||
+	       !strcmp(state, "paused") || !strcmp(state, "stopping") ||
+	       !strcmp(state, "migrating");
+}
+
+/* Finds the VMM of a VM whose stored state says it has one. Lock held; the status request
+ * is short (a live VMM answers in well under a second). */
+static void reattach_one(struct supervisor *sv, struct vm *vm)
+{
+	struct store_runtime rt;
+	json_object *reply = NULL;
+	char text[96], reason[256];
+	int status;
+
+	if (store_runtime_get(sv->cfg.store, vm->id, &rt) == 0 &&
+	    vmm_alive(rt.vmm_pid, rt.vmm_starttime)) {
+		const char *st = NULL;
+		for (int i = 0; i < 3 && !st; i++) {
+			if (vmm_command(vm->api_sock, "status", 2000, &reply) == 0 &&
+			    json_object_get_boolean(json_object_object_get(reply, "ok")))
+				st = json_object_get_string(json_object_object_get(reply, "state"));
+			if (!st) {
+				json_object_put(reply);
+				reply = NULL;
+			}
+		}
+		if (sv_watch(sv, vm, rt.shim_pid, rt.vmm_pid, rt.vmm_starttime, false) == 0) {
+			const char *to = st && !strcmp(st, "paused") ? "paused" : "running";
+			snprintf(reason, sizeof(reason), "re-attached after vireod restart%s%s%s",
+				 st ? "" : " (control socket not answering)",
+				 strcmp(vm->state, to) ? "; abandoned: " : "",
+				 strcmp(vm->state, to) ? vm->state : "");
+			if (strcmp(vm->state, to) || !st)
+				sv_transition(sv, vm, to, reason);
+			else
+				pr_info("vm %s: re-attached (%s, pid %d)", vm->def.name, to,
+					(int)rt.vmm_pid);
+			if (sv->cfg.consoles &&
+			    consolehub_attach(sv->cfg.consoles, vm->id, vm->console_sock, 1000))
+				pr_warn("vm %s: console not attached", vm->def.name);
+			json_object_put(reply);
+			return;
+		}
+		json_object_put(reply);
+	}
+	/* The VMM died while vireod was down. */
+	bool was_stopping = !strcmp(vm->state, "stopping") || !strcmp(vm->state, "migrating");
+	if (vmm_read_exit_status(vm->dir, &status) == 0) {
+		vmm_status_text(status, text, sizeof(text));
+		bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		snprintf(reason, sizeof(reason), "%s while vireod was down: %s",
+			 ok ? "VMM ended" : "VMM crashed", text);
+		sv_transition(sv, vm, ok || was_stopping ? "stopped" : "crashed", reason);
+	} else {
+		sv_transition(sv, vm, "crashed",
+			      "VMM gone while vireod was down (no exit status: the shim died too)");
+	}
+	store_runtime_clear(sv->cfg.store, vm->id);
+}
+
+int supervisor_start(struct supervisor *sv)
+{
+	int64_t t0 = mono_now_ms();
+	int attached = 0;
+
+	pthread_mutex_lock(&sv->lock);
+	for (size_t i = 0; i < sv->nvms; i++) {
+		struct vm *vm = sv->vms[i];
+		if (!has_vmm_state(vm->state))
+			continue;
+		reattach_one(sv, vm);
+		attached += vm->vmm_pid != 0;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	pr_info("supervisor: %d VMM(s) re-attached in %lld ms", attached,
+		(long long)(mono_now_ms() - t0));
+	if (pthread_create(&sv->watcher, NULL, watcher, sv))
+		return -EAGAIN;
+	sv->watching = true;
+	/* Autostart and restart policies, in creation order. */
+	pthread_mutex_lock(&sv->lock);
+	size_t n = sv->nvms;
+	char(*ids)[STORE_ID_LEN] = calloc(n ? n : 1, sizeof(*ids));
+	const char **why = calloc(n ? n : 1, sizeof(*why));
+	for (size_t i = 0; ids && why && i < n; i++) {
+		struct vm *vm = sv->vms[i];
+		bool idle = !strcmp(vm->state, "defined") || !strcmp(vm->state, "stopped") ||
+			    !strcmp(vm->state, "crashed");
+		memcpy(ids[i], vm->id, STORE_ID_LEN);
+		if (idle && vm->def.autostart)
+			why[i] = "autostart at vireod start";
+		else if (!strcmp(vm->state, "crashed") && policy_restarts(vm, "crashed"))
+			why[i] = "restarted by restart policy at vireod start";
+	}
+	pthread_mutex_unlock(&sv->lock);
+	for (size_t i = 0; ids && why && i < n; i++)
+		if (why[i])
+			sv_queue_start(sv, ids[i], why[i]);
+	free(ids);
+	free(why);
+	return 0;
+}
+
+/* ---- API: VM resources ------------------------------------------------------------------ */
+
+static int not_found(struct derror *e, const char *id)
+{
+	derror_set(e, "not_found", "no VM '%s'", id);
+	return -ENOENT;
+}
+
+int supervisor_vm_create(struct supervisor *sv, json_object *body, json_object **vm_out,
+			 struct derror *e)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct store_vm row = { 0 };
+	json_object *tags;
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = vmdef_from_json(body, false, &vm->def, e);
+	if (ret) {
+		free(vm);
+		return ret;
+	}
+	store_uuid(vm->id);
+	vm->def_json = vmdef_to_json(&vm->def);
+	vm->reason = strdup("defined by api");
+	snprintf(vm->state, sizeof(vm->state), "defined");
+	store_now(vm->created_at);
+	memcpy(vm->updated_at, vm->created_at, sizeof(vm->created_at));
+	memcpy(vm->state_changed_at, vm->created_at, sizeof(vm->created_at));
+	vm->generation = 1;
+	vm->pidfd = -1;
+	vm_paths(sv, vm);
+	memcpy(row.id, vm->id, sizeof(row.id));
+	snprintf(row.name, sizeof(row.name), "%s", vm->def.name);
+	memcpy(row.state, vm->state, sizeof(row.state));
+	row.state_reason = vm->reason;
+	memcpy(row.state_changed_at, vm->created_at, sizeof(row.created_at));
+	memcpy(row.created_at, vm->created_at, sizeof(row.created_at));
+	memcpy(row.updated_at, vm->created_at, sizeof(row.created_at));
+	row.generation = 1;
+	row.autostart = vm->def.autostart;
+	row.def_json = (char *)json_object_to_json_string_ext(vm->def_json, JSON_C_TO_STRING_PLAIN);
+	tags = vmdef_tags_json(&vm->def);
+
+	pthread_mutex_lock(&sv->lock);
+	if (sv_find(sv, vm->def.name) || sv_find(sv, vm->id)) {
+		ret = -EEXIST;
+	} else {
+		ret = store_vm_insert(sv->cfg.store, &row, tags);
+		if (!ret)
+			ret = table_add(sv, vm);
+	}
+	if (!ret)
+		*vm_out = sv_vm_json(vm);
+	pthread_mutex_unlock(&sv->lock);
+	json_object_put(tags);
+	if (ret) {
+		if (ret == -EEXIST)
+			derror_set(e, "name_taken", "a VM named '%s' exists", vm->def.name);
+		else
+			derror_set(e, "internal", "storing the VM failed");
+		vm_free(vm);
+		return ret;
+	}
+	publish(sv, "vm.created", json_object_get(*vm_out));
+	return 0;
+}
+
+int supervisor_vm_get(struct supervisor *sv, const char *id, json_object **vm_out, struct derror *e)
+{
+	struct vm *vm;
+
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (vm)
+		*vm_out = sv_vm_json(vm);
+	pthread_mutex_unlock(&sv->lock);
+	return vm ? 0 : not_found(e, id);
+}
+
+static bool vm_matches(const struct vm *vm, const struct vm_filter *f)
+{
+	bool tag = !f->tag;
+
+	if (f->state && strcmp(vm->state, f->state))
+		return false;
+	if (f->name_glob && fnmatch(f->name_glob, vm->def.name, 0))
+		return false;
+	for (int i = 0; !tag && i < vm->def.ntags; i++)
+		tag = !strcmp(vm->def.tags[i], f->tag);
+	return tag;
+}
+
+int supervisor_vm_list(struct supervisor *sv, const struct vm_filter *f, json_object **out,
+		       struct derror *e)
+{
+	int limit = f->limit <= 0 ? 100 : f->limit, total = 0;
+	json_object *items;
+	bool state_ok = !f->state;
+
+	for (size_t i = 0; f->state && i < sizeof(all_states) / sizeof(all_states[0]); i++)
+		state_ok |= !strcmp(f->state, all_states[i]);
+	if (!state_ok || limit > 1000 || f->offset < 0) {
+		derror_set(e, "invalid_value",
+			   state_ok ? "limit is 1..1000 and offset >= 0" : "unknown state '%s'",
+			   f->state);
+		return -EINVAL;
+	}
+	items = json_object_new_array();
+	pthread_mutex_lock(&sv->lock);
+	for (size_t i = 0; i < sv->nvms; i++) {
+		if (!vm_matches(sv->vms[i], f))
+			continue;
+		if (total >= f->offset && total < f->offset + limit)
+			json_object_array_add(items, sv_vm_json(sv->vms[i]));
+		total++;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	*out = json_object_new_object();
+	json_object_object_add(*out, "items", items);
+	json_object_object_add(*out, "total", json_object_new_int(total));
+	json_object_object_add(*out, "limit", json_object_new_int(limit));
+	json_object_object_add(*out, "offset", json_object_new_int(f->offset));
+	return 0;
+}
+
+static bool idle_state(const char *s)
+{
+	return !strcmp(s, "defined") || !strcmp(s, "stopped") || !strcmp(s, "crashed");
+}
+
+/* Applies a parsed new definition to vm (lock held). */
+static int apply_def(struct supervisor *sv, struct vm *vm, struct vm_def *nd, struct derror *e)
+{
+	json_object *nj = vmdef_to_json(nd), *tags = vmdef_tags_json(nd);
+	char now[STORE_TIME_LEN];
+	struct vm *other = sv_find(sv, nd->name);
+	int ret = -EEXIST;
+
+	store_now(now);
+	if (!other || other == vm)
+		ret = store_vm_update_def(
+			sv->cfg.store, vm->id, vm->generation, nd->name, nd->autostart,
+			json_object_to_json_string_ext(nj, JSON_C_TO_STRING_PLAIN), tags, now);
+	json_object_put(tags);
+	if (ret) {
+		json_object_put(nj);
+		if (ret == -EEXIST)
+			derror_set(e, "name_taken", "a VM named '%s' exists", nd->name);
+		else
+			derror_set(e, ret == -ESTALE ? "generation_mismatch" : "internal",
+				   "updating the VM failed");
+		return ret;
+	}
+	vmdef_free(&vm->def);
+	vm->def = *nd;
+	json_object_put(vm->def_json);
+	vm->def_json = nj;
+	vm->generation++;
+	memcpy(vm->updated_at, now, sizeof(now));
+	return 0;
+}
+
+/* Whether nd differs from the definition old only in the members that may change while a VMM
+ * runs. */
+static bool only_live_changes(json_object *old, const struct vm_def *nd)
+{
+	static const char *const live[] = { "description", "tags", "autostart", "restart_policy" };
+	json_object *a = NULL, *b = vmdef_to_json(nd);
+	bool same;
+
+	json_object_deep_copy(old, &a, NULL);
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		json_object_object_del(a, live[i]);
+		json_object_object_del(b, live[i]);
+	}
+	same = json_object_equal(a, b);
+	json_object_put(a);
+	json_object_put(b);
+	return same;
+}
+
+int supervisor_vm_patch(struct supervisor *sv, const char *id, json_object *patch, int64_t if_match,
+			json_object **vm_out, struct derror *e)
+{
+	static const char *const readonly[] = { "id",		"state",
+						"state_reason", "state_changed_at",
+						"generation",	"created_at",
+						"updated_at",	"pid" };
+	struct vm_def nd;
+	json_object *merged;
+	struct vm *vm;
+	int ret;
+
+	if (!patch || !json_object_is_type(patch, json_type_object)) {
+		derror_set(e, "invalid_value", "a merge patch must be a JSON object");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (!vm) {
+		pthread_mutex_unlock(&sv->lock);
+		return not_found(e, id);
+	}
+	if (if_match >= 0 && if_match != vm->generation) {
+		derror_set(e, "generation_mismatch", "the VM is at generation %lld, not %lld",
+			   (long long)vm->generation, (long long)if_match);
+		ret = -ESTALE;
+	} else {
+		/* Read-only members (a GET reply sent back) are ignored. */
+		merged = vmdef_merge_patch(vm->def_json, patch);
+		for (size_t i = 0; i < sizeof(readonly) / sizeof(readonly[0]); i++)
+			json_object_object_del(merged, readonly[i]);
+		ret = vmdef_from_json(merged, false, &nd, e);
+		json_object_put(merged);
+		if (!ret && !idle_state(vm->state) && !only_live_changes(vm->def_json, &nd)) {
+			derror_set(e, "invalid_state",
+				   "the VM is %s: only description, tags, autostart and "
+				   "restart_policy can change now",
+				   vm->state);
+			ret = -EBUSY;
+			vmdef_free(&nd);
+		} else if (!ret) {
+			ret = apply_def(sv, vm, &nd, e);
+			if (ret)
+				vmdef_free(&nd);
+		}
+	}
+	if (!ret)
+		*vm_out = sv_vm_json(vm);
+	pthread_mutex_unlock(&sv->lock);
+	if (!ret)
+		publish(sv, "vm.updated", json_object_get(*vm_out));
+	return ret;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) ? -errno : 0;
+}
+
+int supervisor_vm_delete(struct supervisor *sv, const char *id, struct derror *e)
+{
+	json_object *ev;
+	struct vm *vm;
+	size_t i;
+	int ret;
+
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (!vm) {
+		pthread_mutex_unlock(&sv->lock);
+		return not_found(e, id);
+	}
+	if (!idle_state(vm->state) || vm->vmm_pid || task_pending(sv->cfg.tasks, vm->id)) {
+		derror_set(e, "invalid_state", "the VM is %s%s: stop it first", vm->state,
+			   task_pending(sv->cfg.tasks, vm->id) ? " with tasks queued" : "");
+		pthread_mutex_unlock(&sv->lock);
+		return -EBUSY;
+	}
+	ret = store_vm_delete(sv->cfg.store, vm->id);
+	if (ret) {
+		derror_set(e, "internal", "deleting the VM failed");
+		pthread_mutex_unlock(&sv->lock);
+		return ret;
+	}
+	for (i = 0; sv->vms[i] != vm; i++)
+		;
+	memmove(&sv->vms[i], &sv->vms[i + 1], (sv->nvms - i - 1) * sizeof(sv->vms[0]));
+	sv->nvms--;
+	pthread_mutex_unlock(&sv->lock);
+	if (nftw(vm->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+		pr_warn("vm %s: could not remove all of %s", vm->def.name, vm->dir);
+	ev = json_object_new_object();
+	json_object_object_add(ev, "id", json_object_new_string(vm->id));
+	json_object_object_add(ev, "name", json_object_new_string(vm->def.name));
+	publish(sv, "vm.deleted", ev);
+	vm_free(vm);
+	return 0;
+}
+
+int supervisor_vm_action(struct supervisor *sv, const char *id, const char *action,
+			 json_object *args, const char *principal, json_object **task_out,
+			 struct derror *e)
+{
+	char vm_id[STORE_ID_LEN], by[160];
+	struct vm *vm;
+	int ret;
+
+	if (!sv_action_known(action)) {
+		derror_set(e, "not_found",
+			   "no action '%s' (start, shutdown, stop, reboot, reset, pause, resume, "
+			   "snapshot, migrate)",
+			   action);
+		return -ENOENT;
+	}
+	ret = sv_action_check_args(action, args, e);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (!vm) {
+		pthread_mutex_unlock(&sv->lock);
+		return not_found(e, id);
+	}
+	memcpy(vm_id, vm->id, sizeof(vm_id));
+	/* With nothing queued the answer is certain now; otherwise the task decides. */
+	if (!sv_action_allowed(action, vm->state) && !task_pending(sv->cfg.tasks, vm->id)) {
+		derror_set(e, "invalid_state", "cannot %s a VM that is %s", action, vm->state);
+		pthread_mutex_unlock(&sv->lock);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	snprintf(by, sizeof(by), "api (%s)", principal ? principal : "anonymous");
+	ret = sv_action_submit(sv, vm_id, action, args, principal, by, task_out);
+	if (ret)
+		derror_set(e, ret == -ESHUTDOWN ? "shutting_down" : "internal",
+			   "queueing the task failed");
+	return ret;
+}
+
+/* The ids a bulk body selects: {"ids":[...]} or {"tag":"t"}. */
+static int bulk_ids(struct supervisor *sv, json_object *body, json_object **ids, struct derror *e)
+{
+	json_object *v;
+
+	if (body && json_object_is_type(body, json_type_object)) {
+		json_object_object_foreach(body, k, val)
+		{
+			(void)val;
+			if (strcmp(k, "ids") && strcmp(k, "tag") && strcmp(k, "args")) {
+				derror_set(e, "unknown_field", "unknown field '%s'", k);
+				return -EINVAL;
+			}
+		}
+	}
+	if (body && json_object_object_get_ex(body, "ids", &v)) {
+		if (!json_object_is_type(v, json_type_array)) {
+			derror_set(e, "invalid_value", "'ids' must be an array of VM ids or names");
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (!json_object_is_type(json_object_array_get_idx(v, i),
+						 json_type_string)) {
+				derror_set(e, "invalid_value", "'ids' must be strings");
+				return -EINVAL;
+			}
+		*ids = json_object_get(v);
+		return 0;
+	}
+	if (body && json_object_object_get_ex(body, "tag", &v)) {
+		if (!json_object_is_type(v, json_type_string)) {
+			derror_set(e, "invalid_value", "'tag' must be a string");
+			return -EINVAL;
+		}
+		*ids = json_object_new_array();
+		pthread_mutex_lock(&sv->lock);
+		for (size_t i = 0; i < sv->nvms; i++)
+			for (int t = 0; t < sv->vms[i]->def.ntags; t++)
+				if (!strcmp(sv->vms[i]->def.tags[t], json_object_get_string(v)))
+					json_object_array_add(
+						*ids, json_object_new_string(sv->vms[i]->id));
+		pthread_mutex_unlock(&sv->lock);
+		return 0;
+	}
+	derror_set(e, "invalid_value", "the body needs \"ids\": [...] or \"tag\": \"...\"");
+	return -EINVAL;
+}
+
+int supervisor_vm_action_bulk(struct supervisor *sv, const char *action, json_object *body,
+			      const char *principal, json_object **out, struct derror *e)
+{
+	json_object *ids, *tasks, *args = NULL;
+	int ret;
+
+	if (body)
+		json_object_object_get_ex(body, "args", &args);
+	if (!sv_action_known(action)) {
+		derror_set(e, "not_found", "no action '%s'", action);
+		return -ENOENT;
+	}
+	ret = sv_action_check_args(action, args, e);
+	if (!ret)
+		ret = bulk_ids(sv, body, &ids, e);
+	if (ret)
+		return ret;
+	tasks = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(ids, i));
+		struct derror one = { 0 };
+		json_object *task = NULL;
+		if (supervisor_vm_action(sv, id, action, args, principal, &task, &one)) {
+			json_object *err = json_object_new_object();
+			json_object_object_add(err, "code", json_object_new_string(one.code));
+			json_object_object_add(err, "message", json_object_new_string(one.message));
+			task = json_object_new_object();
+			json_object_object_add(task, "vm_id", json_object_new_string(id));
+			json_object_object_add(task, "error", err);
+		}
+		json_object_array_add(tasks, task);
+	}
+	json_object_put(ids);
+	*out = json_object_new_object();
+	json_object_object_add(*out, "tasks", tasks);
+	return 0;
+}
+
+int supervisor_vm_history(struct supervisor *sv, const char *id, json_object **out,
+			  struct derror *e)
+{
+	char vm_id[STORE_ID_LEN];
+	int ret = supervisor_vm_resolve(sv, id, vm_id);
+
+	if (ret)
+		return not_found(e, id);
+	ret = store_vm_history(sv->cfg.store, vm_id, 0, out);
+	if (ret)
+		derror_set(e, "internal", "reading the history failed");
+	return ret;
+}
+
+int supervisor_vm_stats(struct supervisor *sv, const char *id, json_object **out, struct derror *e)
+{
+	char sock[PATH_MAX], vm_id[STORE_ID_LEN], state[16];
+	pid_t pid;
+	bool balloon;
+	int nnics;
+	struct vm *vm;
+
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (!vm) {
+		pthread_mutex_unlock(&sv->lock);
+		return not_found(e, id);
+	}
+	snprintf(sock, sizeof(sock), "%s", vm->api_sock);
+	memcpy(vm_id, vm->id, sizeof(vm_id));
+	memcpy(state, vm->state, sizeof(state));
+	pid = vm->vmm_pid;
+	balloon = vm->def.balloon;
+	nnics = vm->def.nnics;
+	pthread_mutex_unlock(&sv->lock);
+	*out = sv_stats(sock, pid, balloon, nnics);
+	json_object_object_add(*out, "id", json_object_new_string(vm_id));
+	json_object_object_add(*out, "state", json_object_new_string(state));
+	return 0;
+}
+
+int supervisor_vm_resolve(struct supervisor *sv, const char *id, char out[STORE_ID_LEN])
+{
+	struct vm *vm;
+
+	pthread_mutex_lock(&sv->lock);
+	vm = sv_find(sv, id);
+	if (vm)
+		memcpy(out, vm->id, STORE_ID_LEN);
+	pthread_mutex_unlock(&sv->lock);
+	return vm ? 0 : -ENOENT;
+}
+
+/* ---- API: host --------------------------------------------------------------------------- */
+
+int supervisor_host_summary(struct supervisor *sv, json_object **out)
+{
+	int counts[sizeof(all_states) / sizeof(all_states[0])] = { 0 };
+	json_object *vms = json_object_new_object();
+	uint64_t committed = 0;
+
+	pthread_mutex_lock(&sv->lock);
+	for (size_t i = 0; i < sv->nvms; i++) {
+		for (size_t s = 0; s < sizeof(all_states) / sizeof(all_states[0]); s++)
+			counts[s] += !strcmp(sv->vms[i]->state, all_states[s]);
+		if (sv->vms[i]->vmm_pid)
+			committed += sv->vms[i]->def.memory_mib << 20;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	for (size_t s = 0; s < sizeof(all_states) / sizeof(all_states[0]); s++)
+		json_object_object_add(vms, all_states[s], json_object_new_int(counts[s]));
+	*out = json_object_new_object();
+	json_object_object_add(*out, "vms", vms);
+	json_object_object_add(*out, "memory_committed_bytes",
+			       json_object_new_int64((int64_t)committed));
+	return 0;
+}
+
+int supervisor_metrics(struct supervisor *sv, json_object **out)
+{
+	json_object *items = json_object_new_array();
+
+	pthread_mutex_lock(&sv->lock);
+	for (size_t i = 0; i < sv->nvms; i++) {
+		struct vm *vm = sv->vms[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(vm->id));
+		json_object_object_add(o, "name", json_object_new_string(vm->def.name));
+		json_object_object_add(o, "state", json_object_new_string(vm->state));
+		json_object_object_add(o, "memory_mib",
+				       json_object_new_int64((int64_t)vm->def.memory_mib));
+		/* Filled in below, outside the lock. */
+		json_object_object_add(o, "stats", NULL);
+		if (vm->vmm_pid) {
+			json_object_object_add(o, "_sock", json_object_new_string(vm->api_sock));
+			json_object_object_add(o, "_pid", json_object_new_int(vm->vmm_pid));
+			json_object_object_add(o, "_balloon",
+					       json_object_new_boolean(vm->def.balloon));
+			json_object_object_add(o, "_nics", json_object_new_int(vm->def.nnics));
+		}
+		json_object_array_add(items, o);
+	}
+	pthread_mutex_unlock(&sv->lock);
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *o = json_object_array_get_idx(items, i), *sock;
+		if (!json_object_object_get_ex(o, "_sock", &sock))
+			continue;
+		json_object_object_add(
+			o, "stats",
+			sv_stats(json_object_get_string(sock),
+				 json_object_get_int(json_object_object_get(o, "_pid")),
+				 json_object_get_boolean(json_object_object_get(o, "_balloon")),
+				 json_object_get_int(json_object_object_get(o, "_nics"))));
+		json_object_object_del(o, "_sock");
+		json_object_object_del(o, "_pid");
+		json_object_object_del(o, "_balloon");
+		json_object_object_del(o, "_nics");
+	}
+	*out = items;
+	return 0;
+}
