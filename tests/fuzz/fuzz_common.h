@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -87,11 +88,11 @@ static inline unsigned int fz_split(const uint8_t *data, size_t size, unsigned i
 	return n;
 }
 
-/* Errors only; run.sh passes -close_fd_mask=2, which also hides those but keeps libFuzzer's and
- * the sanitizers' reports. */
+/* Errors only (FUZZ_VERBOSE=1: everything, to see what an input does); run.sh passes
+ * -close_fd_mask=2, which also hides those but keeps libFuzzer's and the sanitizers' reports. */
 static inline void fz_quiet(void)
 {
-	log_max_level = LOG_ERROR;
+	log_max_level = getenv("FUZZ_VERBOSE") ? LOG_DEBUG : LOG_ERROR;
 }
 
 #endif
