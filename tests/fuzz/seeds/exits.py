@@ -14,14 +14,23 @@ IN_RUN = 16
 DIRTY = 32
 
 
-def seed(flags, insn, rip=0x40, rax=0x100, rbx=0x200, fs=0, xor=0, limit=0xffffffff):
+def seed(flags, insn, rip=0x40, rax=0x100, rbx=0x200, fs=0, xor=0, limit=0xffffffff, cpl=0,
+         pte=0x87, bits=3):
     gprs = [rax, 0x8, 0x10, rbx, 0x800, 0x900, 0x300, 0x340] + [0x20 * i for i in range(8)]
-    ram = bytearray(4096)
+    ram = bytearray(0x4000)
     ram[rip:rip + len(insn)] = insn
     ram[0x100:0x104] = struct.pack('<I', 0x1f80)
+    cr3, cr4 = 0, 0
+    if flags & PAGING:
+        # 4-level (or PAE) tables at 0x1000: the first 2 MiB identity-mapped, user, writable.
+        cr3, cr4 = 0x1000, 0x20
+        ram[0x1000:0x1008] = struct.pack('<Q', 0x2007)
+        ram[0x2000:0x2008] = struct.pack('<Q', 0x3007 if flags & 1 else 0x3001)
+        ram[0x3000:0x3008] = struct.pack('<Q', pte)
     return (struct.pack('<HQ', flags, rip) + struct.pack('<16Q', *gprs) +
             struct.pack('<Q', 0x202) + struct.pack('<6I', 0, 0, 0, 0, fs, 0) +
-            struct.pack('<II', xor, limit) + insn.ljust(15, b'\x90')[:15] + bytes(ram))
+            struct.pack('<II', xor, limit) + struct.pack('<IIHB', cr3, cr4, 8 | cpl, bits) +
+            insn.ljust(15, b'\x90')[:15] + bytes(ram))
 
 
 def main():
@@ -37,7 +46,12 @@ def main():
         'ldmxcsr-32bit-disp32': seed(PROT32, b'\x0f\xae\x15\x00\x01\x00\x00'),
         'ldmxcsr-addr32-in-64': seed(LONG, b'\x67\x0f\xae\x10'),
         'ldmxcsr-16bit-addr32': seed(0, b'\x67\x0f\xae\x10'),
-        'stmxcsr-unmapped': seed(LONG | PAGING, b'\x0f\xae\x18', rax=0x2000, limit=0x1000),
+        'stmxcsr-unmapped': seed(LONG | PAGING, b'\x0f\xae\x18', rax=0x200000, limit=0x1000),
+        'stmxcsr-readonly-page': seed(LONG | PAGING, b'\x0f\xae\x18', pte=0x85),
+        'ldmxcsr-user-supervisor-page': seed(LONG | PAGING, b'\x0f\xae\x10', cpl=3, pte=0x83),
+        'ldmxcsr-pae32': seed(PROT32 | PAGING, b'\x0f\xae\x10'),
+        'ldmxcsr-split-page': seed(LONG | PAGING, b'\x0f\xae\x10', rax=0xffe),
+        'ldmxcsr-noncanonical': seed(LONG | PAGING, b'\x0f\xae\x10', rax=0x800000000000),
         'int3': seed(LONG | IN_RUN, b'\xcc'),
         'fwait-prefixes': seed(PROT32, b'\x66\xf3\x2e\x9b'),
         'ud2': seed(LONG, b'\x0f\x0b'),
