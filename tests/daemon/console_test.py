@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "api"))
 from apilib import PREFIX, Client, Daemon, Spec, run_tests  # noqa: E402
 
-TICK = re.compile(rb"tick ([0-9a-f]{4})")
+TICK = re.compile(rb"tick ([0-9A-Fa-f]{4})")
 
 
 class Ctx:
@@ -138,6 +138,12 @@ def main():
         status = run_tests([test_two_viewers_and_replay, test_viewer_token_refused,
                             test_stop_ends_viewers], c)
     finally:
+        # VMMs outlive vireod by design: stop the VM first (it may be stopped already).
+        try:
+            c.unix.post("/vms/cons/actions/stop", check=False)
+            time.sleep(1)
+        except OSError:
+            pass
         c.d.stop()
         if status:
             print("vireod log:\n" + c.d.logtext()[-6000:])
