@@ -24,7 +24,7 @@ setup build-san -Db_sanitize=address,undefined -Db_lundef=false || exit 1
 
 mode=$(tests/kvm-host/host.py mode) || exit 1
 echo "== KVM: ${mode%%:*} (${mode#*: })"
-kvm_suites=(payload cli control state integration virtio net)
+kvm_suites=(payload cli control state integration virtio net daemon)
 suite_args=()
 for s in "${kvm_suites[@]}"; do suite_args+=(--suite "$s"); done
 nosuite_args=(--no-suite unit)

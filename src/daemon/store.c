@@ -77,9 +77,15 @@ static void fmt_ms(int64_t ms, char out[STORE_TIME_LEN])
 void store_now(char out[STORE_TIME_LEN])
 {
 	struct timespec ts;
+	struct tm tm;
+	size_t n;
 
+	/* Microseconds: tasks queued within one millisecond still sort in their real order. */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	fmt_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(out, STORE_TIME_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, STORE_TIME_LEN - n, ".%06luZ",
+		 ((unsigned long)ts.tv_nsec / 1000) % 1000000);
 }
 
 void store_uuid(char out[STORE_ID_LEN])

@@ -28,7 +28,7 @@ struct store;
 #define STORE_TIME_LEN 32
 #define STORE_ID_LEN 37 /* UUID text + NUL */
 
-/* The current time as above. */
+/* The current time as above, with microseconds ("...T19:42:03.123456Z"). */
 void store_now(char out[STORE_TIME_LEN]);
 /* A random version-4 UUID (getrandom), lower-case text. */
 void store_uuid(char out[STORE_ID_LEN]);

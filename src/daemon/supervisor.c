@@ -462,7 +462,9 @@ static void reattach_one(struct supervisor *sv, struct vm *vm)
 				reply = NULL;
 			}
 		}
-		if (sv_watch(sv, vm, rt.shim_pid, rt.vmm_pid, rt.vmm_starttime, false) == 0) {
+		/* No answer because it is dying right now: then it is not re-attached. */
+		if ((st || vmm_alive(rt.vmm_pid, rt.vmm_starttime)) &&
+		    sv_watch(sv, vm, rt.shim_pid, rt.vmm_pid, rt.vmm_starttime, false) == 0) {
 			const char *to = st && !strcmp(st, "paused") ? "paused" : "running";
 			snprintf(reason, sizeof(reason), "re-attached after vireod restart%s%s%s",
 				 st ? "" : " (control socket not answering)",

@@ -541,7 +541,8 @@ static int run_action(struct task *t, void *arg)
 	} else {
 		ret = do_simple(t, sv, vm, a);
 	}
-	if (!ret)
+	/* Snapshot and migrate report what the VMM said; the others the VM as it is now. */
+	if (!ret && strcmp(a->action, "snapshot") && strcmp(a->action, "migrate"))
 		task_set_result(t, sv_vm_json(vm));
 	pthread_mutex_unlock(&sv->lock);
 	return ret;

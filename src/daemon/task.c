@@ -285,12 +285,19 @@ int task_submit(struct task_pool *pool, const char *kind, const char *vm_id, con
 	snprintf(t->row.owner, sizeof(t->row.owner), "%s", owner ? owner : "");
 	snprintf(t->row.state, sizeof(t->row.state), "queued");
 	t->row.progress = -1;
+	/* created_at is taken where the task joins the queue, so the order of creation times is
+	 * the order tasks of one VM run in. */
+	pthread_mutex_lock(&pool->lock);
 	store_now(t->row.created_at);
-	ret = store_task_insert(pool->st, &t->row);
+	ret = pool->stopping ? -ESHUTDOWN : store_task_insert(pool->st, &t->row);
 	if (ret) {
+		pthread_mutex_unlock(&pool->lock);
 		task_free(t);
 		return ret;
 	}
+	*pool->tail = t;
+	pool->tail = &t->next;
+	pthread_cond_broadcast(&pool->cond);
 	if (task_out) {
 		/* What GET /tasks/{id} shows now: built here, not read back, to stay cheap. */
 		json_object *o = summary(t);
@@ -304,19 +311,8 @@ int task_submit(struct task_pool *pool, const char *kind, const char *vm_id, con
 				       owner ? json_object_new_string(t->row.owner) : NULL);
 		*task_out = o;
 	}
+	/* Published before a worker can publish its first update (the lock keeps it queued). */
 	publish(pool, "task.created", summary(t));
-	pthread_mutex_lock(&pool->lock);
-	if (pool->stopping) {
-		pthread_mutex_unlock(&pool->lock);
-		snprintf(t->row.state, sizeof(t->row.state), "failed");
-		set_error(t, "shutting_down", "daemon shutting down");
-		save(t);
-		task_free(t);
-		return -ESHUTDOWN;
-	}
-	*pool->tail = t;
-	pool->tail = &t->next;
-	pthread_cond_broadcast(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
 }
