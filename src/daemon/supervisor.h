@@ -95,7 +95,9 @@ int supervisor_vm_create(struct supervisor *sv, json_object *body, json_object *
 /* GET /vms/{id} */
 int supervisor_vm_get(struct supervisor *sv, const char *id, json_object **vm_out,
 		      struct derror *e);
-/* GET /vms: {"items":[...],"total":N,"limit":L,"offset":O}, ordered by creation. */
+/* GET /vms: {"items":[...],"total":N,"limit":L,"offset":O}, ordered by creation. The items
+ * are rendered from a per-VM cache: they serialize (json_object_to_json_string) to the VM
+ * objects, but have no members to read in C; use supervisor_vm_get for that. */
 int supervisor_vm_list(struct supervisor *sv, const struct vm_filter *f, json_object **out,
 		       struct derror *e);
 /* PATCH /vms/{id}: RFC 7396 merge patch of the definition. if_match < 0: no precondition,

@@ -30,6 +30,8 @@ struct vm {
 	int64_t generation;
 	char created_at[STORE_TIME_LEN];
 	char updated_at[STORE_TIME_LEN];
+	/* sv_vm_json() rendered as text for lists; NULL when something changed (sv_vm_dirty). */
+	char *text;
 
 	/* The VMM, while there is one (vmm_pid != 0). */
 	pid_t shim_pid;
@@ -68,6 +70,16 @@ struct supervisor {
 };
 
 /* ---- supervisor.c ---- */
+#define SV_NSTATES 8
+extern const char *const sv_states[SV_NSTATES];
+void sv_publish(struct supervisor *sv, const char *type, json_object *data);
+/* The table (lock held). */
+int sv_table_add(struct supervisor *sv, struct vm *vm);
+void sv_vm_free(struct vm *vm);
+/* Sets dir, api_sock and console_sock from the id. */
+void sv_vm_paths(struct supervisor *sv, struct vm *vm);
+/* A list item rendered from the VM's cached text (see supervisor_vm_list). Lock held. */
+json_object *sv_vm_list_item(struct vm *vm);
 /* The VM with this uuid or name (lock held), or NULL. */
 struct vm *sv_find(struct supervisor *sv, const char *id);
 /* Moves vm to state `to` with reason: store (guarded by the current state), memory, event.
@@ -75,6 +87,8 @@ struct vm *sv_find(struct supervisor *sv, const char *id);
 int sv_transition(struct supervisor *sv, struct vm *vm, const char *to, const char *reason);
 /* The VM as the API shows it (lock held). New reference. */
 json_object *sv_vm_json(const struct vm *vm);
+/* Forgets the VM's cached rendering (lock held): call after changing anything it shows. */
+void sv_vm_dirty(struct vm *vm);
 /* Records a freshly spawned or re-attached VMM: pidfd into the watcher, runtime row. Lock held.
  * Returns 0 or -errno (the VMM already gone: pidfd_open fails with -ESRCH). */
 int sv_watch(struct supervisor *sv, struct vm *vm, pid_t shim, pid_t vmm, uint64_t starttime,
