@@ -157,7 +157,13 @@ def case_reattach(d, payloads, _build_sh):
     for t in r.json["tasks"]:
         assert api.wait_task(t["id"], 180)["state"] == "succeeded", t
     before = {n: api.vm(n)["pid"] for n in names}
+    # Not running when the daemon goes: one to autostart, one to restart by its policy.
+    assert api.post("/vms", payload_vm("auto", hang, autostart=True)).status == 201
+    assert api.post("/vms", payload_vm("again", hang, restart_policy="always")).status == 201
+    api.action("again", "start")
+    again_pid = api.vm("again")["pid"]
     d.kill9()
+    os.kill(again_pid, signal.SIGKILL)
     # While the daemon is down: every VMM still runs; one of them is killed.
     for n, pid in before.items():
         assert os.path.exists(f"/proc/{pid}"), n
@@ -174,6 +180,14 @@ def case_reattach(d, payloads, _build_sh):
     vm = api.vm("r10")
     assert vm["state"] == "crashed", vm
     assert "while vireod was down" in vm["state_reason"] and "signal 9" in vm["state_reason"], vm
+    vm = api.wait_state("auto", "running", 60)
+    assert "autostart" in vm["state_reason"], vm
+    vm = api.wait_state("again", "running", 60)
+    assert "restart policy" in vm["state_reason"] and vm["pid"] != again_pid, vm
+    h = history(api, "again")
+    assert any(x["to"] == "crashed" and "while vireod was down" in x["reason"] for x in h), h
+    for n in ("auto", "again"):
+        api.action(n, "stop")
     # Re-attached means controllable: pause and resume each, then stop them all.
     for n in names[:10]:
         api.action(n, "pause")
