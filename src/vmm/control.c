@@ -117,9 +117,26 @@ static void add_status(struct vm *vm, json_object *r)
 
 static void reply_ok(struct vm *vm, json_object *r, char *out, size_t outlen)
 {
+	const char *s;
+	size_t len;
+
 	json_object_object_add(r, "ok", json_object_new_boolean(1));
 	add_status(vm, r);
-	snprintf(out, outlen, "%s", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
+	s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+	len = strlen(s);
+	if (len < outlen) {
+		memcpy(out, s, len + 1);
+	} else {
+		/* A snapshot of many disks with long paths: cut, the reply would not be JSON. */
+		char msg[160];
+
+		snprintf(
+			msg, sizeof(msg),
+			"the command was carried out, but its reply (%zu bytes) is longer than the "
+			"control socket allows (%zu)",
+			len, outlen - 1);
+		reply_error(out, outlen, msg);
+	}
 	json_object_put(r);
 }
 
