@@ -7,7 +7,9 @@
  * other, except blk_close() and blk_switch_to_overlay(), which the owner calls once nothing else
  * uses the handle (after blk_drain()). qcow2 metadata (L1/L2/refcounts) is guarded by one mutex per
  * image file; guest data is read and written outside that mutex, except for writes that allocate
- * clusters, which hold it until their L2 entries are written. See docs/images.md.
+ * clusters, which hold it until their L2 entries are written. Host clusters being read or written
+ * outside the mutex are not freed (by a concurrent discard) until that transfer ends. See
+ * docs/images.md.
  *
  * All functions return 0 (or a count where stated) or -errno.
  */

@@ -344,6 +344,7 @@ static void qcow2_free_state(struct qcow2 *s)
 	qcow2_cache_free(&s->rb_cache);
 	free(s->l1);
 	free(s->reftable);
+	free(s->deferred);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -517,6 +518,8 @@ static int qcow2_make_clean(struct blk_image *img)
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
+	/* Idle now: nothing holds back a free any more. */
+	qcow2_run_deferred_frees(s);
 	if (fdatasync(s->fd) < 0)
 		ret = -errno;
 	if (!ret && (s->incompat & QCOW2_INCOMPAT_DIRTY)) {

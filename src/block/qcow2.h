@@ -62,8 +62,21 @@ enum qcow2_ctype {
 	QCOW2_COMPRESSED,
 };
 
+/* A guest data transfer in progress outside s->lock: the host clusters it reads or writes. Lives
+ * on the stack of the thread doing the transfer, linked in s->inflight while it runs. */
+struct qcow2_inflight {
+	uint64_t first, n;
+	struct qcow2_inflight *prev, *next;
+};
+
+/* Host clusters unmapped while a transfer touched them: freed once none does. */
+struct qcow2_deferred_free {
+	uint64_t first, n;
+};
+
 struct qcow2 {
-	/* Guards everything below that changes after open: L1, caches, refcounts, header. */
+	/* Guards everything below that changes after open: L1, caches, refcounts, header, the
+	 * in-flight list and the deferred frees. */
 	pthread_mutex_t lock;
 	struct blk_image *img;
 	int fd;
@@ -94,6 +107,10 @@ struct qcow2 {
 	uint64_t end_cluster; /* first cluster index past the file and every allocation */
 	uint64_t free_hint; /* no free cluster below this index */
 	struct qcow2_cache l2_cache, rb_cache;
+
+	struct qcow2_inflight *inflight;
+	struct qcow2_deferred_free *deferred;
+	size_t ndeferred, deferred_cap;
 };
 
 static inline uint64_t be64_get(const uint8_t *p)
@@ -148,6 +165,8 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int iovcnt, ui
 int qcow2_discard(struct blk_image *img, uint64_t off, uint64_t len);
 int qcow2_write_zeroes(struct blk_image *img, uint64_t off, uint64_t len);
 int qcow2_block_status(struct blk_image *img, uint64_t off, uint64_t len, uint64_t *pnum);
+/* Frees every deferred free whose clusters no transfer touches any more; s->lock held. */
+void qcow2_run_deferred_frees(struct qcow2 *s);
 /* Host clusters [first, first + n) that a compressed L2 entry covers. */
 void qcow2_compressed_range(const struct qcow2 *s, uint64_t l2e, uint64_t *first, uint64_t *n);
 

@@ -6,6 +6,17 @@
  * Locking: s->lock is held to look up or change L1/L2/refcounts. Reads and writes to clusters
  * that are already allocated move data outside the lock; writes that allocate hold it until the
  * data and the new L2 entries are on their way, so two writers never allocate the same cluster.
+ *
+ * A transfer outside the lock must not meet a discard (or a copy-on-write, or write-zeroes) that
+ * unmaps its host clusters, frees them, and lets the allocator hand them out again as another
+ * guest cluster or an L2 table: the transfer would then read foreign data or, for a write,
+ * overwrite it. So a transfer registers its host cluster range in s->inflight under the lock, in
+ * the same critical section that looked up the mapping, and unregisters it after moving the data.
+ * Dropping a reference to clusters that a registered transfer touches is deferred (the refcount
+ * stays, nothing maps them, the allocator cannot take them) until the last such transfer ends,
+ * which runs the deferred frees. The fast path pays one more short lock round per transfer and
+ * no allocation (the list node lives on the stack); only a discard racing with I/O on the same
+ * clusters waits, and it does not block. See docs/images.md, "Concurrency model".
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -291,55 +302,78 @@ static int read_old(struct qcow2 *s, uint64_t l2e, uint64_t gc, uint64_t in, uin
 	return -EINVAL;
 }
 
-int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int iovcnt, uint64_t off)
+static bool inflight_overlaps(const struct qcow2 *s, uint64_t first, uint64_t n)
 {
-	struct qcow2 *s = img->priv;
-	uint64_t len = iov_size(iov, iovcnt), done = 0;
-	struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
-	uint8_t *tmp = NULL;
-	int ret = 0;
+	for (const struct qcow2_inflight *f = s->inflight; f; f = f->next)
+		if (first < f->first + f->n && f->first < first + n)
+			return true;
+	return false;
+}
 
-	if (!part)
-		return -ENOMEM;
-	while (done < len && !ret) {
-		struct qcow2_map m;
-		uint64_t cur = off + done;
+void qcow2_run_deferred_frees(struct qcow2 *s)
+{
+	for (size_t i = 0; i < s->ndeferred;) {
+		struct qcow2_deferred_free d = s->deferred[i];
 
-		pthread_mutex_lock(&s->lock);
-		ret = map_range(s, cur, len - done, &m);
-		pthread_mutex_unlock(&s->lock);
-		if (ret)
-			break;
-		int n = iov_slice(iov, iovcnt, done, m.bytes, part);
-
-		switch (m.type) {
-		case QCOW2_NORMAL:
-			ret = blk_full_preadv(s->fd, part, n, m.host, true);
-			break;
-		case QCOW2_ZERO:
-			iov_memset(part, n, 0);
-			break;
-		case QCOW2_UNALLOCATED:
-			ret = blk_image_read(img->backing, part, n, cur);
-			break;
-		case QCOW2_COMPRESSED:
-			if (!tmp)
-				tmp = malloc(s->cluster_size);
-			if (!tmp) {
-				ret = -ENOMEM;
-				break;
-			}
-			ret = read_compressed(s, m.l2e, tmp);
-			for (int i = 0, o = 0; !ret && i < n; o += (int)part[i].iov_len, i++)
-				memcpy(part[i].iov_base, tmp + (cur & (s->cluster_size - 1)) + o,
-				       part[i].iov_len);
-			break;
+		if (inflight_overlaps(s, d.first, d.n)) {
+			i++;
+			continue;
 		}
-		done += m.bytes;
+		s->deferred[i] = s->deferred[--s->ndeferred];
+		/* The entry pointing at them is gone already: a failure only leaks them. */
+		if (qcow2_free_clusters(s, d.first << s->cluster_bits, d.n))
+			pr_err("qcow2: %s: could not free clusters %llu+%llu (leaked)\n",
+			       s->img->path, (unsigned long long)d.first, (unsigned long long)d.n);
 	}
-	free(tmp);
-	free(part);
-	return ret;
+}
+
+/* Drops a reference to host clusters [first, first + n) that nothing maps any more: now, or
+ * once no transfer touches them. */
+static int release_clusters(struct qcow2 *s, uint64_t first, uint64_t n)
+{
+	if (!inflight_overlaps(s, first, n))
+		return qcow2_free_clusters(s, first << s->cluster_bits, n);
+	if (s->ndeferred == s->deferred_cap) {
+		size_t cap = s->deferred_cap ? s->deferred_cap * 2 : 16;
+		struct qcow2_deferred_free *d = realloc(s->deferred, cap * sizeof(*d));
+
+		if (!d) {
+			pr_err("qcow2: %s: out of memory: clusters %llu+%llu leaked\n",
+			       s->img->path, (unsigned long long)first, (unsigned long long)n);
+			return 0;
+		}
+		s->deferred = d;
+		s->deferred_cap = cap;
+	}
+	s->deferred[s->ndeferred++] = (struct qcow2_deferred_free){ first, n };
+	return 0;
+}
+
+/* Registers a transfer of host clusters [first, first + n); s->lock held. */
+static void inflight_begin(struct qcow2 *s, struct qcow2_inflight *f, uint64_t first, uint64_t n)
+{
+	f->first = first;
+	f->n = n;
+	f->prev = NULL;
+	f->next = s->inflight;
+	if (s->inflight)
+		s->inflight->prev = f;
+	s->inflight = f;
+}
+
+/* Ends a transfer (takes s->lock) and runs the frees it held back. */
+static void inflight_end(struct qcow2 *s, struct qcow2_inflight *f)
+{
+	pthread_mutex_lock(&s->lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		s->inflight = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	if (s->ndeferred)
+		qcow2_run_deferred_frees(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Drops the host clusters an L2 entry held (after the entry no longer points at them). */
@@ -351,14 +385,77 @@ static int release_entry(struct qcow2 *s, uint64_t l2e)
 	case QCOW2_NORMAL:
 	case QCOW2_ZERO:
 		if (l2e & QCOW2_OFFSET_MASK)
-			return qcow2_free_clusters(s, l2e & QCOW2_OFFSET_MASK, 1);
+			return release_clusters(s, (l2e & QCOW2_OFFSET_MASK) >> s->cluster_bits, 1);
 		return 0;
 	case QCOW2_COMPRESSED:
 		qcow2_compressed_range(s, l2e, &first, &n);
-		return qcow2_free_clusters(s, first << s->cluster_bits, n);
+		return release_clusters(s, first, n);
 	default:
 		return 0;
 	}
+}
+
+int qcow2_preadv(struct blk_image *img, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct qcow2 *s = img->priv;
+	uint64_t len = iov_size(iov, iovcnt), done = 0;
+	struct iovec *part = malloc(sizeof(*part) * (size_t)iovcnt);
+	uint8_t *tmp = NULL;
+	int ret = 0;
+
+	if (!part)
+		return -ENOMEM;
+	while (done < len && !ret) {
+		struct qcow2_inflight f = { 0 };
+		struct qcow2_map m;
+		uint64_t cur = off + done, first, n;
+
+		pthread_mutex_lock(&s->lock);
+		ret = map_range(s, cur, len - done, &m);
+		/* Host clusters read outside the lock stay ours until the read is done. */
+		if (!ret && m.type == QCOW2_NORMAL)
+			inflight_begin(s, &f, m.host >> s->cluster_bits,
+				       ((m.host + m.bytes - 1) >> s->cluster_bits) -
+					       (m.host >> s->cluster_bits) + 1);
+		if (!ret && m.type == QCOW2_COMPRESSED) {
+			qcow2_compressed_range(s, m.l2e, &first, &n);
+			inflight_begin(s, &f, first, n);
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (ret)
+			break;
+		int k = iov_slice(iov, iovcnt, done, m.bytes, part);
+
+		switch (m.type) {
+		case QCOW2_NORMAL:
+			ret = blk_full_preadv(s->fd, part, k, m.host, true);
+			break;
+		case QCOW2_ZERO:
+			iov_memset(part, k, 0);
+			break;
+		case QCOW2_UNALLOCATED:
+			ret = blk_image_read(img->backing, part, k, cur);
+			break;
+		case QCOW2_COMPRESSED:
+			if (!tmp)
+				tmp = malloc(s->cluster_size);
+			if (!tmp) {
+				ret = -ENOMEM;
+				break;
+			}
+			ret = read_compressed(s, m.l2e, tmp);
+			for (int i = 0, o = 0; !ret && i < k; o += (int)part[i].iov_len, i++)
+				memcpy(part[i].iov_base, tmp + (cur & (s->cluster_size - 1)) + o,
+				       part[i].iov_len);
+			break;
+		}
+		if (f.n)
+			inflight_end(s, &f);
+		done += m.bytes;
+	}
+	free(tmp);
+	free(part);
+	return ret;
 }
 
 /* Sets entries [l2i, l2i + n) of the table at l2_off to new[] (cache and disk), then releases
@@ -472,6 +569,7 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int iovcnt, ui
 		uint64_t cur = off + done, c = cur >> s->cluster_bits, in = cur & (cs - 1);
 		uint64_t l2i = c % s->l2_entries, l2_off = 0, n = 1, host, max_n, bytes = 0;
 		uint64_t chunk = MIN(len - done, (s->l2_entries - l2i) * cs - in);
+		struct qcow2_inflight f;
 		uint8_t *t;
 
 		pthread_mutex_lock(&s->lock);
@@ -498,21 +596,22 @@ int qcow2_pwritev(struct blk_image *img, const struct iovec *iov, int iovcnt, ui
 				break;
 			n++;
 		}
-		pthread_mutex_unlock(&s->lock);
-		if (host & (cs - 1)) {
+		if (host & (cs - 1))
 			ret = corrupt(s, "data cluster offset not cluster-aligned:", host);
-			break;
-		}
 		/* Only a damaged L2 table points past everything allocated: do not grow the file
 		 * there. */
-		if ((host >> s->cluster_bits) + n > s->end_cluster) {
+		else if ((host >> s->cluster_bits) + n > s->end_cluster)
 			ret = corrupt(s, "data cluster beyond the end of the image:", host);
+		else
+			inflight_begin(s, &f, host >> s->cluster_bits, n);
+		pthread_mutex_unlock(&s->lock);
+		if (ret)
 			break;
-		}
 		bytes = MIN(n * cs - in, chunk);
 		int k = iov_slice(iov, iovcnt, done, bytes, part);
 
 		ret = blk_full_pwritev(s->fd, part, k, host + in);
+		inflight_end(s, &f);
 		done += bytes;
 	}
 	free(part);
