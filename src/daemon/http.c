@@ -61,6 +61,14 @@ struct conn_state {
 	char *body;
 	size_t len;
 	int too_large;
+	/* Refused from the headers: the reply waits until the body has been read (and dropped),
+	 * because closing a connection with unread input resets it and the client may never see
+	 * the reply. Only 413 goes out at once. */
+	int refused;
+	int answered;
+	size_t dropped;
+	struct http_resp early;
+	char allow[64];
 };
 
 void http_requests_by_code(uint64_t counts[6])
@@ -577,7 +585,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	struct conn_state *st = *con_cls;
 	struct http_resp resp = { 0 };
 	struct http_req req = { 0 };
-	char allow[64];
 
 	(void)version;
 	if (!st) {
@@ -585,15 +592,25 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		if (!st)
 			return MHD_NO;
 		*con_cls = st;
-		if (precheck(conn, srv, url, method, st, &resp, allow, sizeof(allow))) {
-			st->route = NULL;
-			return send_resp(conn, srv, &st->who, method, url, &resp, allow);
+		if (precheck(conn, srv, url, method, st, &st->early, st->allow, sizeof(st->allow)))
+			st->refused = 1;
+		if (st->refused && st->early.status == 413) {
+			st->answered = 1;
+			return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
 		}
 		return MHD_YES;
 	}
-	if (!st->route)
-		return MHD_YES; /* already answered; MHD drops the rest of the body */
+	if (st->answered)
+		return MHD_YES; /* MHD drops the rest of the body */
 	if (*upload_size) {
+		if (st->refused) {
+			st->dropped += *upload_size;
+			*upload_size = 0;
+			if (st->dropped <= HTTP_BODY_MAX)
+				return MHD_YES;
+			st->answered = 1;
+			return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
+		}
 		if (!st->too_large && st->len + *upload_size <= HTTP_BODY_MAX) {
 			char *nb = realloc(st->body, st->len + *upload_size + 1);
 
@@ -610,6 +627,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	st->answered = 1;
+	if (st->refused)
+		return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
 	req.method = method;
 	req.path = url;
 	memcpy(req.params, st->params, sizeof(req.params));
@@ -621,7 +641,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		st->route->fn(&req, &resp);
 		json_object_put(req.body);
 	}
-	st->route = NULL;
 	return send_resp(conn, srv, &st->who, method, url, &resp, NULL);
 }
 
@@ -632,6 +651,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 	(void)cls, (void)conn, (void)code;
 	if (st) {
+		json_object_put(st->early.json); /* a refusal never sent (connection lost) */
 		free(st->body);
 		free(st);
 		*con_cls = NULL;
