@@ -14,7 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +179,63 @@ static void test_unix_peer(void **state)
 	assert_int_equal(auth_unix_peer(-1, (gid_t)-1, &p), -EBADF);
 }
 
+/* A peer connecting as uid 65534 with primary group gid: the role auth_unix_peer gives it when
+ * the socket's group is sock_gid. */
+static enum role peer_role(gid_t gid, gid_t sock_gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct principal p = { .role = ROLE_ADMIN };
+	int lfd, fd, status;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/peer.sock", dir);
+	unlink(sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	chmod(sa.sun_path, 0666);
+	chmod(dir, 0711); /* the other user must reach the socket */
+	pid = fork();
+	if (pid == 0) {
+		int c = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		if (setgroups(0, NULL) || setgid(gid) || setuid(65534))
+			_exit(2);
+		_exit(connect(c, (struct sockaddr *)&sa, sizeof(sa)) ? 3 : 0);
+	}
+	{
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+		/* A child that could not connect must fail the test, not hang it. */
+		if (poll(&pfd, 1, 5000) != 1) {
+			waitpid(pid, &status, 0);
+			fail_msg("the peer did not connect (exit %d)", WEXITSTATUS(status));
+		}
+	}
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(auth_unix_peer(fd, sock_gid, &p), 0);
+	waitpid(pid, &status, 0);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_string_equal(p.name, "uid:65534");
+	close(fd);
+	close(lfd);
+	return p.role;
+}
+
+static void test_unix_peer_group(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		skip(); /* needs to become another user */
+		return;
+	}
+	/* Another user is admin only through the socket's group; without one it has no role. */
+	assert_int_equal(peer_role(4242, 4242), ROLE_ADMIN);
+	assert_int_equal(peer_role(4242, 4243), ROLE_NONE);
+	assert_int_equal(peer_role(4242, (gid_t)-1), ROLE_NONE);
+}
+
 static void test_events_ring(void **state)
 {
 	struct event ev[8];
@@ -265,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_token_refusals),
 		cmocka_unit_test(test_token_names_and_roles),
 		cmocka_unit_test(test_unix_peer),
+		cmocka_unit_test(test_unix_peer_group),
 		cmocka_unit_test(test_events_ring),
 		cmocka_unit_test(test_events_wakeup_and_shutdown),
 	};
