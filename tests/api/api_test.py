@@ -129,6 +129,38 @@ def test_tls_only_on_tcp(c):
             pass
 
 
+def test_tls_given_certificate_and_bad_options(c):
+    """--tls-cert/--tls-key are served as given (nothing generated); half of the pair, a missing
+    file or a malformed --listen stop vireod at start with a message."""
+    import shutil
+    import tempfile
+    from apilib import free_port
+    tmp = tempfile.mkdtemp(prefix="vireod-tls-")
+    try:
+        cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        shutil.copy(c.d.cert, cert)
+        shutil.copy(os.path.join(c.d.state, "tls", "key.pem"), key)
+        d2 = Daemon(c.d.vireod, extra=["--tls-cert", cert, "--tls-key", key])
+        try:
+            assert not os.path.exists(os.path.join(d2.state, "tls")), "a certificate was generated"
+            r = Client(c.spec, unix=d2.sock).post("/tokens", {"name": "t", "role": "viewer"})
+            cl = Client(c.spec, https=("127.0.0.1", d2.port), token=r.json["secret"], cafile=cert)
+            assert cl.get("/host").status == 200
+        finally:
+            d2.cleanup()
+        for extra, msg in ((["--listen", f"127.0.0.1:{free_port()}", "--tls-cert", cert],
+                            "tls-key"),
+                           (["--listen", f"127.0.0.1:{free_port()}", "--tls-cert", cert,
+                             "--tls-key", os.path.join(tmp, "missing.pem")], "missing.pem"),
+                           (["--listen", "nonsense"], "listen")):
+            args = [c.d.vireod, "--state-dir", os.path.join(tmp, "s"), "--socket",
+                    os.path.join(tmp, "x.sock")] + extra
+            p = subprocess.run(args, capture_output=True, text=True, timeout=20)
+            assert p.returncode != 0 and msg in p.stderr, (extra, p.returncode, p.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_roles(c):
     v, o, a = c.https["viewer"], c.https["operator"], c.https["admin"]
     r = v.post("/vms", vmdef("role-vm"))
@@ -707,7 +739,8 @@ def test_sigterm_stops_cleanly(c):
 
 
 TESTS = [test_openapi_served, test_unix_socket_mode, test_unix_peer_not_admin_is_refused,
-         test_tcp_needs_a_token, test_tokens_on_tcp, test_tls_only_on_tcp, test_roles,
+         test_tcp_needs_a_token, test_tokens_on_tcp, test_tls_only_on_tcp,
+         test_tls_given_certificate_and_bad_options, test_roles,
          test_token_lifecycle, test_token_bad_input, test_vm_crud,
          test_vm_list_filters_and_paging, test_vm_bad_definitions, test_malformed_bodies,
          test_oversized_bodies, test_patch, test_actions_and_tasks, test_bulk_actions,
