@@ -98,7 +98,8 @@ def main():
                     ["ip", "link", "set", TAP, "up"]):
             subprocess.run(cmd, check=True)
     g_dir = build_guest(a.guest_build)
-    nets = ["--net", "user"] + (["--net", f"tap={TAP}"] if tap else [])
+    # The guest sends to a server on the host's loopback: that needs host-loopback=on.
+    nets = ["--net", "user,host-loopback=on"] + (["--net", f"tap={TAP}"] if tap else [])
     g = Guest(a.vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
                         "--initrd", os.path.join(g_dir, "initramfs.cpio"),
                         "--memory", "256M", "--timeout", "3000"] + nets)

@@ -40,10 +40,15 @@ struct net_spec {
 	uint8_t mac[6];
 	struct net_hostfwd fwd[NET_MAX_HOSTFWD];
 	unsigned int nfwd;
+	/* user: the guest may reach the host's own services on 127.0.0.1 through 10.0.2.2
+	 * (host-loopback=on; default off). */
+	bool host_loopback;
+	/* user: restrict=on, no connection out of the guest at all (hostfwd still works). */
+	bool restrict_out;
 };
 
-/* Parses "user[,hostfwd=RULE...][,mac=MAC]" or "tap=NAME[,mac=MAC]". Returns 0 or -EINVAL with
- * a one-line reason in err. */
+/* Parses "user[,hostfwd=RULE...][,host-loopback=on|off][,restrict=on|off][,mac=MAC]" or
+ * "tap=NAME[,mac=MAC]". Returns 0 or -EINVAL with a one-line reason in err. */
 int net_parse_spec(const char *s, struct net_spec *spec, char *err, size_t errlen);
 /* "52:54:00:12:34:56" (also with '-'); a multicast address is refused. Returns 0 or -EINVAL. */
 int net_parse_mac(const char *s, uint8_t mac[6]);
@@ -99,6 +104,9 @@ struct net_backend {
 int net_slirp_open(struct net_backend **out, const struct net_spec *spec,
 		   const struct net_peer *peer, const struct net_loop *loop, char *err,
 		   size_t errlen);
+/* Frees a user-mode backend whose loop hooks were NULL (tests; a VMM's backends live as long as
+ * the process). */
+void net_slirp_close(struct net_backend *be);
 int net_tap_open(struct net_backend **out, const struct net_spec *spec, const struct net_peer *peer,
 		 const struct net_loop *loop, char *err, size_t errlen);
 

@@ -126,6 +126,22 @@ bad:
 	return -EINVAL;
 }
 
+/* "on" or "off" for key from v (n bytes). Returns 0 or -EINVAL with the reason in err. */
+static int parse_switch(const char *key, const char *v, size_t n, bool *out, char *err,
+			size_t errlen)
+{
+	if (n == 2 && !strncmp(v, "on", 2)) {
+		*out = true;
+		return 0;
+	}
+	if (n == 3 && !strncmp(v, "off", 3)) {
+		*out = false;
+		return 0;
+	}
+	snprintf(err, errlen, "%s=%.*s: expected on or off", key, (int)n, v);
+	return -EINVAL;
+}
+
 /* Copies the option value "key=VALUE" ends at (the next ',' or the end) into buf. */
 static int take_value(const char *v, size_t n, char *buf, size_t buflen)
 {
@@ -206,6 +222,13 @@ int net_parse_spec(const char *s, struct net_spec *spec, char *err, size_t errle
 				}
 			}
 			spec->nfwd++;
+		} else if (!strncmp(key, "host-loopback=", 14) && spec->kind == NET_USER) {
+			if (parse_switch("host-loopback", eq + 1, n, &spec->host_loopback, err,
+					 errlen))
+				return -EINVAL;
+		} else if (!strncmp(key, "restrict=", 9) && spec->kind == NET_USER) {
+			if (parse_switch("restrict", eq + 1, n, &spec->restrict_out, err, errlen))
+				return -EINVAL;
 		} else {
 			goto bad_opt;
 		}
@@ -216,6 +239,8 @@ int net_parse_spec(const char *s, struct net_spec *spec, char *err, size_t errle
 bad_opt:
 	snprintf(err, errlen, "'%s': unknown or malformed option (%s takes %s)", s,
 		 spec->kind == NET_USER ? "user" : "tap",
-		 spec->kind == NET_USER ? "hostfwd=RULE and mac=MAC" : "mac=MAC");
+		 spec->kind == NET_USER
+			 ? "hostfwd=RULE, host-loopback=on|off, restrict=on|off and mac=MAC"
+			 : "mac=MAC");
 	return -EINVAL;
 }

@@ -3,6 +3,12 @@
  * process's own sockets. 10.0.2.2 is the gateway (and the host's loopback), 10.0.2.3 the DNS
  * forwarder, and DHCP hands out 10.0.2.15 onwards. No privileges are needed.
  *
+ * The guest is hostile, and this process's sockets are on the host: by default 10.0.2.2 does not
+ * lead to the host's loopback (libslirp's disable_host_loopback), and frames addressed straight
+ * to 127.0.0.0/8 or 0.0.0.0/8 (which a crafted guest can send, and a connect() to which reaches
+ * the host's loopback) are dropped here. host-loopback=on opens both; restrict=on (libslirp's
+ * restricted mode, as QEMU's) lets nothing out. Forwarded host ports are unaffected either way.
+ *
  * Main loop integration: slirp wants to be asked, before every sleep, which fds it waits on and
  * for how long (slirp_pollfds_fill), and to be told afterwards what happened
  * (slirp_pollfds_poll). Here the fds it asks for are kept in a private epoll set, and that epoll
@@ -52,6 +58,8 @@ struct slirp_backend {
 	unsigned int nregs, regs_cap;
 	struct slirp_timer *timers;
 	unsigned int guest_errors;
+	bool host_loopback;
+	unsigned long loopback_dropped; /* guest frames sent straight to a loopback address */
 };
 
 /* ---- slirp's callbacks ---- */
@@ -314,10 +322,30 @@ static void slirp_event(void *arg)
 
 /* ---- the backend ---- */
 
+/* An IPv4 frame to 127.0.0.0/8 or 0.0.0.0/8: libslirp would connect() there from the host (a
+ * connect() to 0.0.0.0 reaches the local host), whatever disable_host_loopback says, which only
+ * covers the 10.0.2.x aliases. (The DNS alias 10.0.2.3 is proxied on port 53 only.) A VLAN tag
+ * is not looked through: libslirp drops tagged frames itself. IPv6 is not enabled. */
+static bool to_host_loopback(const uint8_t *frame, size_t len)
+{
+	uint8_t first;
+
+	if (len < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+		return false;
+	first = frame[14 + 16]; /* the destination address's first byte */
+	return first == 127 || first == 0;
+}
+
 static int slirp_send(struct net_backend *be, const uint8_t *frame, size_t len)
 {
 	struct slirp_backend *sb = (struct slirp_backend *)be;
 
+	if (!sb->host_loopback && to_host_loopback(frame, len)) {
+		if (sb->loopback_dropped++ < GUEST_ERRORS_LOGGED)
+			pr_warn("user networking: dropped a guest packet to a loopback address "
+				"(host-loopback is off)");
+		return -EACCES;
+	}
 	slirp_input(sb->slirp, frame, (int)len);
 	slirp_sync(sb);
 	return 0;
@@ -345,12 +373,15 @@ int net_slirp_open(struct net_backend **out, const struct net_spec *spec,
 		.vhostname = "vireo",
 		.if_mtu = 1500,
 		.if_mru = 1500,
+		.restricted = spec->restrict_out,
+		.disable_host_loopback = !spec->host_loopback,
 	};
 	int ret;
 
 	if (!sb)
 		return -ENOMEM;
 	sb->be.ops = &slirp_backend_ops;
+	sb->host_loopback = spec->host_loopback;
 	sb->be.peer = *peer;
 	sb->be.loop = *loop;
 	sb->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -410,4 +441,16 @@ err_fds:
 	free(sb->regs);
 	free(sb);
 	return ret;
+}
+
+void net_slirp_close(struct net_backend *be)
+{
+	struct slirp_backend *sb = (struct slirp_backend *)be;
+
+	slirp_cleanup(sb->slirp); /* frees its timers through cb_timer_free */
+	close(sb->ep);
+	close(sb->timer_fd);
+	free(sb->pfds);
+	free(sb->regs);
+	free(sb);
 }

@@ -3,11 +3,16 @@
 NIC (hostfwd rules) and, when the test runs as root with /dev/net/tun, a tap NIC:
 
 - eth0 has its default MAC, carrier, MTU 1500; udhcpc gets 10.0.2.15, route and DNS server;
-- the guest fetches a file from an HTTP server on the host's 127.0.0.1 through 10.0.2.2;
+- with host-loopback=on the guest fetches a file from an HTTP server on the host's 127.0.0.1
+  through 10.0.2.2, and with a guest route that sends 127.0.0.0/8 to the gateway; it fetches from
+  a server on an outside address of the host (not loopback) too;
 - the host reaches the guest's port 8080 through hostfwd, both ways;
 - the control socket's net-link takes the link down and up (the guest sees carrier 0, 1);
 - tap: the guest (static 192.168.77.2) pings the host end and exchanges data with it both ways;
-- snapshot, restore: the NIC keeps its MAC and address and fetches the file again.
+- snapshot, restore with the default user NIC: the NIC keeps its MAC and address, hostfwd works,
+  the outside server is reached, but the host's 127.0.0.1 is not (through 10.0.2.2 nor by the
+  guest's route to 127.0.0.0/8: the attack of a hostile guest on host-local services);
+- restore with restrict=on (and host-loopback=on): nothing is reached, hostfwd still works.
 Before the boot, the tap's error paths: no CAP_NET_ADMIN, and a tap another process holds.
 
 As root the whole test runs in a network namespace of its own (unshare --net): the tap, its
@@ -106,16 +111,37 @@ def tap_error_paths(vireo, g_dir):
         os.close(fd)
 
 
+OUTSIDE = "10.99.0.1"  # put on lo in the test's own network namespace
+
+
+def outside_addr():
+    """An address of this host that is not loopback, for a server the guest reaches as an
+    ordinary outbound destination; None when there is none."""
+    if os.environ.get("VIREO_NET_TEST_NETNS") == "1":
+        return OUTSIDE if sh("ip", "addr", "add", OUTSIDE + "/32", "dev", "lo").returncode == 0 \
+            else None
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the source address
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") else addr
+
+
 class HttpServer:
-    def __init__(self, root):
+    def __init__(self, root, addr="127.0.0.1"):
+        self.addr = addr
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(self.port),
+            [sys.executable, "-m", "http.server", "--bind", addr, str(self.port),
              "--directory", root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((addr, self.port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.2)
@@ -125,10 +151,25 @@ class HttpServer:
         self.proc.wait()
 
 
-def fetch_check(g, name, http, fname, digest):
-    out = g.run(f"wget -q -O /tmp/page http://10.0.2.2:{http.port}/{fname} 2>&1; "
-                "md5sum /tmp/page", timeout=300)
-    check(name, out.split()[:1] == [digest], repr(out[-200:]))
+def fetch(g, host, port, fname, digest):
+    """Whether the guest gets the page from host:port (given up after about 10 s)."""
+    out = g.run(f"rm -f /tmp/page; timeout 15 wget -q -T 10 -O /tmp/page "
+                f"http://{host}:{port}/{fname} >/dev/null 2>&1; md5sum /tmp/page 2>&1",
+                timeout=300)
+    return out.split()[:1] == [digest], out[-200:]
+
+
+def fetch_check(g, name, host, port, fname, digest, expect=True):
+    ok, out = fetch(g, host, port, fname, digest)
+    check(name, ok == expect, repr(out))
+
+
+# What a hostile guest does to reach the host's loopback without 10.0.2.2: route 127.0.0.0/8 to
+# the gateway (its own loopback routes removed), so its frames carry 127.0.0.1 as destination.
+ROUTE_127 = ("sysctl -w net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1 "
+             ">/dev/null; ip route del local 127.0.0.0/8 dev lo table local 2>/dev/null; "
+             "ip route del local 127.0.0.1 dev lo table local 2>/dev/null; "
+             "ip route add 127.0.0.0/8 via 10.0.2.2 dev eth0 2>/dev/null; ip route get 127.0.0.1")
 
 
 def hostfwd_check(g, port, tag):
@@ -255,16 +296,21 @@ def main():
         f.write(data)
     digest = hashlib.md5(data).hexdigest()
     http = HttpServer(tmp)
+    out_addr = outside_addr()
+    far = HttpServer(tmp, out_addr) if out_addr else None
+    if not far:
+        info("no outside address on this host: outbound fetches are not tested")
     fwd = free_port()
-    nets = ["--net", f"user,hostfwd=tcp::{fwd}-:8080,hostfwd=udp::{free_port(socket.SOCK_DGRAM)}-:5353"]
-    if not tap_skip:
-        nets += ["--net", f"tap={TAP},mac=52:54:00:ab:cd:ef"]
+    fwd_rules = f"hostfwd=tcp::{fwd}-:8080,hostfwd=udp::{free_port(socket.SOCK_DGRAM)}-:5353"
+    nets = ["--net", "user,host-loopback=on," + fwd_rules]
+    tap_net = [] if tap_skip else ["--net", f"tap={TAP},mac=52:54:00:ab:cd:ef"]
+    nets += tap_net
     build_root = os.environ.get("MESON_BUILD_ROOT", "/tmp")
     g = Guest(vireo, ["--kernel", os.path.join(g_dir, "vmlinux"),
                       "--initrd", os.path.join(g_dir, "initramfs.cpio"),
                       "--memory", "256M", "--api-sock", sock, "--timeout", "1700", "-v"] + nets,
               os.path.join(build_root, "net-guest-console.log"))
-    r = None
+    r = r2 = None
     try:
         g.wait_for(READY_MARKER, BOOT_TIMEOUT)
         g.wait_for(PROMPT, 120)
@@ -278,8 +324,16 @@ def main():
         check("DHCP: DNS server 10.0.2.3", "nameserver 10.0.2.3" in out, repr(out))
         check("eth0: carrier up", carrier(g, "eth0") == "1")
 
-        fetch_check(g, "guest fetches a page from the host's loopback via 10.0.2.2", http,
-                    "page.txt", digest)
+        fetch_check(g, "host-loopback=on: the guest fetches a page from the host's loopback "
+                    "via 10.0.2.2", "10.0.2.2", http.port, "page.txt", digest)
+        if far:
+            fetch_check(g, "the guest fetches a page from an outside address of the host",
+                        far.addr, far.port, "page.txt", digest)
+            try:
+                socket.create_connection((far.addr, fwd), timeout=5).close()
+                check("hostfwd without HOSTADDR listens on 127.0.0.1 only", False)
+            except OSError as e:
+                check("hostfwd without HOSTADDR listens on 127.0.0.1 only", True, str(e))
         hostfwd_check(g, fwd, "1")
 
         reply = api(sock, {"cmd": "net-link", "nic": 0, "up": False})
@@ -299,30 +353,61 @@ def main():
             check("eth1 (tap): MAC from mac=", out == "52:54:00:ab:cd:ef", repr(out))
             tap_checks(g)
 
+        # Last before the snapshot: the restored VMs inherit the guest's route to 127.0.0.0/8.
+        out = g.run(ROUTE_127)
+        info(f"guest route to 127.0.0.1: {out!r}")
+        fetch_check(g, "host-loopback=on: the guest also reaches the host's 127.0.0.1 by routing "
+                    "127.0.0.0/8 to the gateway", "127.0.0.1", http.port, "page.txt", digest)
+
         reply = api(sock, {"cmd": "snapshot", "path": snap})
         check("snapshot of the VM with its NICs", reply.get("ok") is True, str(reply)[:200])
         g.kill()
-        r = Guest(vireo, ["--restore", snap, "--timeout", "900", "-v"],
+        # The default user NIC: the host's loopback is out of the guest's reach.
+        r = Guest(vireo, ["--restore", snap, "--timeout", "900", "-v",
+                          "--net", "user," + fwd_rules] + tap_net,
                   os.path.join(build_root, "net-restored-console.log"))
         out = r.run("cat /sys/class/net/eth0/address; ip -4 addr show eth0 | "
                     "grep -o 'inet [0-9./]*'", timeout=300)
         check("restored: eth0 keeps its MAC and address",
               out.split() == ["52:54:00:12:34:56", "inet", "10.0.2.15/24"], repr(out))
-        fetch_check(r, "restored: the guest fetches the page again", http, "page.txt", digest)
+        fetch_check(r, "default: the guest cannot fetch from the host's loopback via 10.0.2.2",
+                    "10.0.2.2", http.port, "page.txt", digest, expect=False)
+        fetch_check(r, "default: nor by routing 127.0.0.0/8 to the gateway", "127.0.0.1",
+                    http.port, "page.txt", digest, expect=False)
+        check("default: the dropped loopback packets are logged",
+              "dropped a guest packet to a loopback address" in r.stderr, r.stderr[-300:])
+        if far:
+            fetch_check(r, "default: the guest still fetches from an outside address", far.addr,
+                        far.port, "page.txt", digest)
         hostfwd_check(r, fwd, "2")
-        r.send("poweroff\n")
-        code = r.wait_exit(300)
-        check("restored VM powers off with status 0", code == 0, f"status {code}")
-        bad = "needs reset" in g.stderr + r.stderr
+        r.kill()
+        # restrict=on: nothing gets out, even with host-loopback=on; hostfwd still works.
+        r2 = Guest(vireo, ["--restore", snap, "--timeout", "900", "-v",
+                           "--net", "user,restrict=on,host-loopback=on," + fwd_rules] + tap_net,
+                   os.path.join(build_root, "net-restricted-console.log"))
+        r2.run("true", timeout=300)
+        fetch_check(r2, "restrict=on: no fetch from the host's loopback via 10.0.2.2", "10.0.2.2",
+                    http.port, "page.txt", digest, expect=False)
+        if far:
+            fetch_check(r2, "restrict=on: no fetch from an outside address", far.addr, far.port,
+                        "page.txt", digest, expect=False)
+        hostfwd_check(r2, fwd, "3")
+        r2.send("poweroff\n")
+        code = r2.wait_exit(300)
+        check("restricted VM powers off with status 0", code == 0, f"status {code}")
+        bad = "needs reset" in g.stderr + r.stderr + r2.stderr
         check("no NIC was reset for a bad ring", not bad,
-              (g.stderr + r.stderr)[-500:] if bad else "")
+              (g.stderr + r.stderr + r2.stderr)[-500:] if bad else "")
     except (TimeoutError, OSError, ValueError) as e:
         check("guest session", False, str(e)[-3000:])
     finally:
         g.kill()
-        if r:
-            r.kill()
+        for vm in (r, r2):
+            if vm:
+                vm.kill()
         http.stop()
+        if far:
+            far.stop()
         if not tap_skip:
             sh("ip", "link", "del", TAP)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests for src/net/netopt.c (`--net` specs, MAC addresses, hostfwd rules) and the --net
- * option of `vireo run`. */
+/* Unit tests for src/net/netopt.c (`--net` specs, MAC addresses, hostfwd rules), the --net
+ * option of `vireo run`, and the user-mode backend's guard of the host: crafted guest TCP SYNs
+ * go through libslirp for real and a host listener shows whether they got through. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,8 +10,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "net/net.h"
 #include "vmm/config.h"
@@ -258,6 +264,245 @@ static void test_config_net(void **state)
 	assert_non_null(strstr(config_run_usage(), "--net user[,hostfwd=RULE]"));
 }
 
+static void test_spec_host_guards(void **state)
+{
+	struct net_spec s;
+
+	(void)state;
+	assert_int_equal(net_parse_spec("user", &s, err, sizeof(err)), 0);
+	assert_false(s.host_loopback);
+	assert_false(s.restrict_out);
+	assert_int_equal(net_parse_spec("user,host-loopback=on,restrict=on", &s, err, sizeof(err)),
+			 0);
+	assert_true(s.host_loopback);
+	assert_true(s.restrict_out);
+	assert_int_equal(
+		net_parse_spec("user,host-loopback=on,host-loopback=off", &s, err, sizeof(err)), 0);
+	assert_false(s.host_loopback);
+	assert_int_equal(net_parse_spec("user,restrict=yes", &s, err, sizeof(err)), -EINVAL);
+	assert_err_contains("restrict=yes: expected on or off");
+	assert_int_equal(net_parse_spec("user,host-loopback=", &s, err, sizeof(err)), -EINVAL);
+	assert_int_equal(net_parse_spec("tap=t0,restrict=on", &s, err, sizeof(err)), -EINVAL);
+	assert_int_equal(net_parse_spec("user,foo=1", &s, err, sizeof(err)), -EINVAL);
+	assert_err_contains("host-loopback=on|off");
+}
+
+/* ---- the user-mode backend against a hostile guest ---- */
+
+static unsigned int frames_to_guest;
+
+static void peer_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+	(void)opaque;
+	(void)frame;
+	(void)len;
+	frames_to_guest++;
+}
+
+static bool peer_can_receive(void *opaque)
+{
+	(void)opaque;
+	return true;
+}
+
+static void peer_nop(void *opaque)
+{
+	(void)opaque;
+}
+
+static uint16_t csum(uint32_t sum, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(p[len - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* A TCP SYN from the guest (10.0.2.15, its default MAC) to dst:port, as a guest that builds its
+ * own frames can send it. dst and port in network order. */
+static size_t make_syn(uint8_t *f, uint32_t dst, uint16_t port)
+{
+	static const uint8_t macs[12] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02,
+					  0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	static uint16_t sport = 40000;
+	uint8_t *ip = f + 14, *tcp = ip + 20, pseudo[12];
+	uint32_t src = htonl(0x0a00020f), sum = 0;
+	uint16_t c;
+
+	memset(f, 0, 14 + 40);
+	memcpy(f, macs, 12);
+	f[12] = 0x08;
+	ip[0] = 0x45;
+	ip[3] = 40; /* total length */
+	ip[6] = 0x40; /* DF */
+	ip[8] = 64;
+	ip[9] = 6; /* TCP */
+	memcpy(ip + 12, &src, 4);
+	memcpy(ip + 16, &dst, 4);
+	c = csum(0, ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	sport++;
+	tcp[0] = (uint8_t)(sport >> 8);
+	tcp[1] = (uint8_t)sport;
+	memcpy(tcp + 2, &port, 2);
+	tcp[7] = 1; /* sequence number */
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x02; /* SYN */
+	tcp[14] = tcp[15] = 0xff; /* window */
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = 6;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	for (int i = 0; i < 12; i += 2)
+		sum += (uint32_t)(pseudo[i] << 8 | pseudo[i + 1]);
+	c = csum(sum, tcp, 20);
+	tcp[16] = (uint8_t)(c >> 8);
+	tcp[17] = (uint8_t)c;
+	return 14 + 40;
+}
+
+static int listener(uint32_t addr, uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = addr };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = sa.sin_port;
+	return fd;
+}
+
+/* Whether a connection reached the listener within ms (taken off its queue). */
+static bool got_connection(int lfd, int ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int c;
+
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	c = accept(lfd, NULL, NULL);
+	if (c >= 0)
+		close(c);
+	return c >= 0;
+}
+
+/* The guest sends a SYN to dst:port through a fresh backend made from spec. */
+static bool guest_reaches(const char *spec_str, uint32_t dst, int lfd, uint16_t port)
+{
+	const struct net_peer peer = { .receive = peer_receive,
+				       .can_receive = peer_can_receive,
+				       .lock = peer_nop,
+				       .unlock = peer_nop };
+	const struct net_loop loop = { 0 };
+	struct net_backend *be;
+	struct net_spec spec;
+	uint8_t frame[64];
+	bool got;
+
+	assert_int_equal(net_parse_spec(spec_str, &spec, err, sizeof(err)), 0);
+	assert_int_equal(net_slirp_open(&be, &spec, &peer, &loop, err, sizeof(err)), 0);
+	be->ops->send(be, frame, make_syn(frame, dst, port));
+	got = got_connection(lfd, 300);
+	net_slirp_close(be);
+	return got;
+}
+
+/* An IPv4 address of this host that is not loopback (network order), or 0. */
+static uint32_t outside_addr(void)
+{
+	struct ifaddrs *ifa, *i;
+	uint32_t a = 0;
+
+	if (getifaddrs(&ifa))
+		return 0;
+	for (i = ifa; i && !a; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    !(i->ifa_flags & IFF_LOOPBACK))
+			a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+	freeifaddrs(ifa);
+	return a;
+}
+
+static void test_slirp_host_loopback(void **state)
+{
+	uint32_t gw = htonl(0x0a000202), lo = htonl(INADDR_LOOPBACK), zero = 0;
+	uint16_t port;
+	int lfd = listener(lo, &port);
+
+	(void)state;
+	/* The attack: a service on the host's 127.0.0.1, through the gateway or addressed
+	 * directly (127.0.0.1, or 0.0.0.0 which connect() takes for the local host). */
+	assert_false(guest_reaches("user", gw, lfd, port));
+	assert_false(guest_reaches("user", lo, lfd, port));
+	assert_false(guest_reaches("user", zero, lfd, port));
+	assert_false(guest_reaches("user,host-loopback=off", gw, lfd, port));
+	/* Asked for: the same SYNs get through (so the refusals above are not an accident). */
+	assert_true(guest_reaches("user,host-loopback=on", gw, lfd, port));
+	assert_true(guest_reaches("user,host-loopback=on", lo, lfd, port));
+	/* restrict=on lets nothing out, host-loopback or not. */
+	assert_false(guest_reaches("user,host-loopback=on,restrict=on", gw, lfd, port));
+	assert_false(guest_reaches("user,host-loopback=on,restrict=on", lo, lfd, port));
+	close(lfd);
+}
+
+/* The host's first nameserver from /etc/resolv.conf (network order), or 0. */
+static uint32_t host_resolver(void)
+{
+	char line[256], addr[64];
+	uint32_t a = 0;
+	FILE *f = fopen("/etc/resolv.conf", "r");
+
+	while (f && !a && fgets(line, sizeof(line), f))
+		if (sscanf(line, "nameserver %63s", addr) == 1 && inet_pton(AF_INET, addr, &a) != 1)
+			a = 0;
+	if (f)
+		fclose(f);
+	return a;
+}
+
+/* The DNS alias 10.0.2.3 leads to the host's resolver. When that is on loopback (127.0.0.53
+ * with systemd-resolved), other ports of that address must not be reachable through it
+ * (libslirp proxies port 53 only; this guards that on upgrades). */
+static void test_slirp_dns_alias(void **state)
+{
+	uint32_t res = host_resolver(), dns = htonl(0x0a000203);
+	uint16_t port;
+	int lfd;
+
+	(void)state;
+	if ((ntohl(res) >> 24) != 127)
+		skip(); /* the resolver is elsewhere: nothing of the host's loopback to reach */
+	lfd = listener(res, &port);
+	assert_false(guest_reaches("user", dns, lfd, port));
+	assert_false(guest_reaches("user,host-loopback=on", dns, lfd, port));
+	close(lfd);
+}
+
+static void test_slirp_restrict(void **state)
+{
+	uint32_t out = outside_addr();
+	uint16_t port;
+	int lfd;
+
+	(void)state;
+	if (!out)
+		skip(); /* no interface but lo: nothing "outside" to try */
+	lfd = listener(out, &port);
+	/* An ordinary outbound connection: allowed by default, not with restrict=on. */
+	assert_true(guest_reaches("user", out, lfd, port));
+	assert_false(guest_reaches("user,restrict=on", out, lfd, port));
+	assert_false(guest_reaches("user,restrict=on,hostfwd=tcp::1-:2", out, lfd, port));
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +513,10 @@ int main(void)
 		cmocka_unit_test(test_spec_hostfwd_limit),
 		cmocka_unit_test(test_spec_tap),
 		cmocka_unit_test(test_config_net),
+		cmocka_unit_test(test_spec_host_guards),
+		cmocka_unit_test(test_slirp_host_loopback),
+		cmocka_unit_test(test_slirp_restrict),
+		cmocka_unit_test(test_slirp_dns_alias),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
