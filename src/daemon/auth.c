@@ -241,3 +241,83 @@ void auth_audit(const struct principal *p, const char *method, const char *path,
 		remote ? remote : "unix");
 	store_audit_append(now_ms(), p->name, method, path, status, remote ? remote : "unix");
 }
+
+static void token_cli_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vireod [--state-dir DIR] token create --name NAME --role ROLE\n"
+		"       vireod [--state-dir DIR] token list\n"
+		"       vireod [--state-dir DIR] token revoke ID\n"
+		"Manages API tokens directly in the database (no running vireod needed), e.g. the\n"
+		"first admin token for the TCP endpoint. ROLE is viewer, operator or admin. The\n"
+		"secret is printed once.\n");
+}
+
+static int token_cli_create(int argc, char **argv)
+{
+	const char *name = NULL, *role = NULL;
+	struct json_object *tok = NULL;
+	char *secret = NULL;
+	int ret;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strcmp(argv[i], "--role") && i + 1 < argc) {
+			role = argv[++i];
+		} else {
+			token_cli_usage(stderr);
+			return 2;
+		}
+	}
+	if (!name || auth_role_parse(role) == ROLE_NONE) {
+		fprintf(stderr,
+			"vireod: token create needs --name and --role viewer|operator|admin\n");
+		return 2;
+	}
+	ret = auth_token_create(name, auth_role_parse(role), &secret, &tok);
+	if (ret == -EINVAL) {
+		fprintf(stderr, "vireod: a token name is 1-63 characters of [A-Za-z0-9._-]\n");
+		return 2;
+	}
+	if (ret) {
+		fprintf(stderr, "vireod: cannot create the token: %s\n", strerror(-ret));
+		return 1;
+	}
+	printf("%s\n", secret);
+	free(secret);
+	json_object_put(tok);
+	return 0;
+}
+
+int auth_token_cli(int argc, char **argv)
+{
+	struct json_object *arr = NULL;
+	int ret;
+
+	if (argc >= 2 && !strcmp(argv[1], "create"))
+		return token_cli_create(argc - 1, argv + 1);
+	if (argc == 2 && !strcmp(argv[1], "list")) {
+		ret = auth_token_list(&arr);
+		if (ret) {
+			fprintf(stderr, "vireod: cannot list tokens: %s\n", strerror(-ret));
+			return 1;
+		}
+		printf("%s\n",
+		       json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "revoke")) {
+		ret = auth_token_revoke(argv[2]);
+		if (ret == -ENOENT || ret == -EALREADY)
+			fprintf(stderr, "vireod: token %s: %s\n", argv[2],
+				ret == -ENOENT ? "no such token" : "already revoked");
+		else if (ret)
+			fprintf(stderr, "vireod: cannot revoke %s: %s\n", argv[2], strerror(-ret));
+		return ret == -ENOENT ? 3 : ret ? 1 : 0;
+	}
+	token_cli_usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+	return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+}

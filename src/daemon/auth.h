@@ -67,6 +67,10 @@ int auth_bearer(const char *header, struct principal *p);
  * sock_gid (-1: no group), else ROLE_NONE. Returns 0 or -errno from getsockopt. */
 int auth_unix_peer(int fd, gid_t sock_gid, struct principal *p);
 
+/* `vireod token create|list|revoke ...` (argv[0] is "token"), on the default store (opened by
+ * the caller): the first admin token without a running daemon. Returns the exit status. */
+int auth_token_cli(int argc, char **argv);
+
 /* Records a write request (every method but GET/HEAD) in the audit table and the log. */
 void auth_audit(const struct principal *p, const char *method, const char *path, int status,
 		const char *remote);

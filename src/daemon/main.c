@@ -72,7 +72,12 @@ static void usage(FILE *f)
 		"  -v, --verbose       more messages;  -q, --quiet  errors only\n"
 		"  -h, --help          this text\n"
 		"\n"
-		"Stops on SIGTERM or SIGINT (running VMs are left running).\n");
+		"Stops on SIGTERM or SIGINT (running VMs are left running).\n"
+		"\n"
+		"vireod [--state-dir DIR] token create --name N --role viewer|operator|admin\n"
+		"vireod [--state-dir DIR] token list | token revoke ID\n"
+		"                      API tokens straight in the database (e.g. the first admin\n"
+		"                      token for --listen); the secret is printed once\n");
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -144,7 +149,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+	/* "+": options end at the first word, so `vireod token create --name N` keeps its own. */
+	while ((c = getopt_long(argc, argv, "+vqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			snprintf(o->state_dir, sizeof(o->state_dir), "%s", optarg);
@@ -178,7 +184,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return 2;
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc && strcmp(argv[optind], "token")) {
 		fprintf(stderr, "vireod: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
@@ -187,6 +193,24 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return 2;
 	}
 	return 0;
+}
+
+/* `vireod token ...`: tokens straight in the database, the daemon running or not (SQLite's
+ * WAL lets both write). */
+static int token_command(const struct options *o, int argc, char **argv)
+{
+	char path[PATH_MAX];
+	struct store *st;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/vireod.db", o->state_dir);
+	if (store_open(path, &st))
+		return 1;
+	store_set_default(st);
+	ret = auth_token_cli(argc, argv);
+	store_set_default(NULL);
+	store_close(st);
+	return ret;
 }
 
 /* Tells systemd (Type=notify) we are ready; nothing without $NOTIFY_SOCKET. */
@@ -319,6 +343,8 @@ int main(int argc, char **argv)
 		pr_err("cannot create %s: %s", o.state_dir, strerror(errno));
 		return 1;
 	}
+	if (optind < argc)
+		return token_command(&o, argc - optind, argv + optind);
 	snprintf(dir, sizeof(dir), "%s", o.socket);
 	if (mkdir_p(dirname(dir), 0755)) {
 		pr_err("cannot create the directory of %s: %s", o.socket, strerror(errno));

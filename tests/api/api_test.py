@@ -215,6 +215,27 @@ def test_token_lifecycle(c):
     assert [t for t in lst if t["id"] == tid][0]["revoked_at"]
 
 
+def test_offline_token_command(c):
+    """`vireod token create/revoke` on the database works beside the running daemon."""
+    base = [c.d.vireod, "--state-dir", c.d.state, "token"]
+    p = subprocess.run(base + ["create", "--name", "offline", "--role", "operator"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    tok = p.stdout.strip()
+    cl = c.anon.with_token(tok)
+    assert cl.get("/vms").status == 200
+    assert cl.get("/tokens").status == 403  # operator, not admin
+    p = subprocess.run(base + ["revoke", tok.split("_")[1]], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert cl.get("/vms").status == 401
+    for args, rc in ((["create", "--name", "x", "--role", "root"], 2),
+                     (["create", "--name", "../x", "--role", "admin"], 2),
+                     (["revoke", "000000000000"], 3), (["frobnicate"], 2)):
+        p = subprocess.run(base + args, capture_output=True, text=True, timeout=20)
+        assert p.returncode == rc and p.stderr, (args, p.returncode, p.stderr)
+
+
 def test_token_bad_input(c):
     a = c.https["admin"]
     for body, code in (({"name": "x"}, "invalid_value"),
@@ -741,7 +762,7 @@ def test_sigterm_stops_cleanly(c):
 TESTS = [test_openapi_served, test_unix_socket_mode, test_unix_peer_not_admin_is_refused,
          test_tcp_needs_a_token, test_tokens_on_tcp, test_tls_only_on_tcp,
          test_tls_given_certificate_and_bad_options, test_roles,
-         test_token_lifecycle, test_token_bad_input, test_vm_crud,
+         test_token_lifecycle, test_offline_token_command, test_token_bad_input, test_vm_crud,
          test_vm_list_filters_and_paging, test_vm_bad_definitions, test_malformed_bodies,
          test_oversized_bodies, test_patch, test_actions_and_tasks, test_bulk_actions,
          test_console_needs_websocket_and_running_vm, test_routing_errors, test_host,
