@@ -18,7 +18,8 @@
  *   pause     running -> paused;  resume  paused -> running
  *   snapshot  running, paused -> same ({"path"?: absolute directory, default
  *             STATE_DIR/vms/<id>/snapshots/<time>}; result {path, state_bytes, ...})
- *   migrate   running -> migrating -> stopped ({"uri":"tcp:HOST:PORT", "max_downtime_ms"?};
+ *   migrate   running -> migrating -> stopped ({"uri":"tcp:HOST:PORT", "max_downtime_ms"?,
+ *             "tls"?: "psk=FILE"|"x509=DIR", "insecure"?: bool, passed to the VMM's migrate};
  *             progress from migrate-status; a failed migration goes back to running)
  *   delete (not an action: supervisor_vm_delete) defined, stopped, crashed
  * Every transition is stored with its reason (store_vm_set_state) and published as "vm.state"

@@ -109,10 +109,10 @@ static const char *arg_str(json_object *args, const char *key)
 
 int sv_action_check_args(const char *action, json_object *args, struct derror *e)
 {
-	static const char *const allowed[][3] = {
+	static const char *const allowed[][5] = {
 		[0] = { "timeout_s", "force", NULL }, /* shutdown, reboot */
 		[1] = { "path", NULL }, /* snapshot */
-		[2] = { "uri", "max_downtime_ms", NULL },
+		[2] = { "uri", "max_downtime_ms", "tls", "insecure", NULL },
 	};
 	int set = !strcmp(action, "shutdown") || !strcmp(action, "reboot") ? 0
 		  : !strcmp(action, "snapshot")				   ? 1
@@ -133,7 +133,7 @@ int sv_action_check_args(const char *action, json_object *args, struct derror *e
 	{
 		bool ok = false;
 		(void)v;
-		for (int i = 0; set >= 0 && i < 3 && allowed[set][i]; i++)
+		for (int i = 0; set >= 0 && i < 5 && allowed[set][i]; i++)
 			ok |= !strcmp(k, allowed[set][i]);
 		if (!ok) {
 			derror_set(e, "unknown_field", "%s takes no argument '%s'", action, k);
@@ -151,9 +151,18 @@ int sv_action_check_args(const char *action, json_object *args, struct derror *e
 		}
 	}
 	if (set == 2) {
-		const char *u = arg_str(args, "uri");
+		const char *u = arg_str(args, "uri"), *tls = arg_str(args, "tls");
 		if (!u || strncmp(u, "tcp:", 4) || strlen(u) > 300) {
 			derror_set(e, "invalid_value", "'uri' must be tcp:HOST:PORT");
+			return -EINVAL;
+		}
+		if (arg_bool(args, "insecure", &b, e))
+			return -EINVAL;
+		if (json_object_object_get_ex(args, "tls", NULL) &&
+		    (!tls || (strncmp(tls, "psk=/", 5) && strncmp(tls, "x509=/", 6)) ||
+		     strchr(tls, ',') || strlen(tls) > 1024)) {
+			derror_set(e, "invalid_value",
+				   "'tls' must be psk=/ABSOLUTE/FILE or x509=/ABSOLUTE/DIR");
 			return -EINVAL;
 		}
 	}
@@ -453,13 +462,11 @@ static int migrate_poll(struct task *t, struct vm *vm, json_object **last)
 		int64_t left = json_object_get_int64(json_object_object_get(st, "remaining_bytes"));
 		if (done + left > 0)
 			task_progress(t, (int)(done * 99 / (done + left)));
+		json_object_put(*last);
+		*last = st;
 		if (phase && (!strcmp(phase, "completed") || !strcmp(phase, "failed") ||
-			      !strcmp(phase, "cancelled"))) {
-			json_object_put(*last);
-			*last = st;
+			      !strcmp(phase, "cancelled")))
 			return !strcmp(phase, "completed");
-		}
-		json_object_put(st);
 		usleep(250000);
 	}
 }
@@ -479,6 +486,13 @@ static int do_migrate(struct task *t, struct supervisor *sv, struct vm *vm, stru
 	json_object_object_add(req, "uri", json_object_new_string(uri));
 	if (!arg_int(a->args, "max_downtime_ms", 1, 60000, &downtime, NULL) && downtime)
 		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(downtime));
+	/* The VMM's migration credentials (TLS 1.3 with a PSK or certificates), or plain TCP. */
+	if (arg_str(a->args, "tls"))
+		json_object_object_add(req, "tls", json_object_new_string(arg_str(a->args, "tls")));
+	if (json_object_object_get_ex(a->args, "insecure", NULL))
+		json_object_object_add(
+			req, "insecure",
+			json_object_get(json_object_object_get(a->args, "insecure")));
 	snprintf(why, sizeof(why), "migration to %s requested by %s", uri, a->by);
 	sv_transition(sv, vm, "migrating", why);
 	vm->expect_exit = true;
@@ -486,10 +500,22 @@ static int do_migrate(struct task *t, struct supervisor *sv, struct vm *vm, stru
 	pthread_mutex_unlock(&sv->lock);
 	ret = control(t, vm, req, CONTROL_TIMEOUT_MS, NULL);
 	if (!ret && migrate_poll(t, vm, &last) == 1) {
+		/* Completed, or the socket went with the VMM: its exit status tells which. */
 		pthread_mutex_lock(&sv->lock);
 		if (!sv_wait_gone(sv, vm, 30000))
 			ret = task_fail(t, "internal", "migrated, but the source VMM did not end");
-		task_set_result(t, last);
+		else if (strcmp(vm->state, "stopped"))
+			ret = task_fail(t, "internal",
+					"the source VMM ended during the migration: %s",
+					vm->reason);
+		if (!last)
+			last = json_object_new_object();
+		json_object_object_del(last, "ok");
+		json_object_object_add(last, "phase", json_object_new_string("completed"));
+		if (!ret)
+			task_set_result(t, last);
+		else
+			json_object_put(last);
 		return ret;
 	}
 	pthread_mutex_lock(&sv->lock);

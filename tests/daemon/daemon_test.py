@@ -10,6 +10,7 @@ at once on one VM), crashsafe (kill -9 vireod in the middle of writes, PRAGMA in
 scale (300 payload VMs started and listed)."""
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import threading
@@ -77,6 +78,7 @@ def case_lifecycle(d, payloads, _build_sh):
     check_history_chain(hist)
     assert [h["to"] for h in hist] == ["defined", "starting", "running", "paused", "running",
                                        "running", "stopping", "stopped"], hist
+    migrate(d, counter)
     # The guest powers itself off: stopped, said so.
     assert api.post("/vms", payload_vm("off", os.path.join(payloads, "poweroff.bin"))).status == 201
     t = api.action("off", "start", ok=False)
@@ -111,6 +113,49 @@ def case_lifecycle(d, payloads, _build_sh):
         assert r.status == 204, (name, r)
     assert api.get("/vms/life").status == 404
     assert not os.listdir(os.path.join(d.state, "vms")), os.listdir(os.path.join(d.state, "vms"))
+
+
+def migrate(d, counter):
+    """Live migration as a task: the source VM goes migrating -> stopped ("migrated to"), and
+    the destination (a plain `vireo run --incoming`) runs the guest on."""
+    import subprocess
+    from guest import free_port
+    api = d.api
+    assert api.post("/vms", payload_vm("mig", counter)).status == 201
+    api.action("mig", "start")
+    r = api.post("/vms/mig/actions/migrate", {"uri": "udp:1.2.3.4:5"})
+    assert r.status == 400 and r.code == "invalid_value", r
+    port = free_port()
+    dsock = os.path.join(d.dir, "dest.sock")
+    dlog = open(os.path.join(d.dir, "dest.log"), "wb")
+    argv = [d.vireo, "run", "--incoming", f"tcp:127.0.0.1:{port}", "--console", "none",
+            "--api-sock", dsock, "--timeout", "120"]
+    body = {"uri": f"tcp:127.0.0.1:{port}"}
+    helptext = subprocess.run([d.vireo, "run", "--help"], capture_output=True, text=True).stdout
+    if "--insecure-migration" in helptext:
+        # Plain TCP between two local processes; the TLS variants are the VMM's own tests.
+        argv.append("--insecure-migration")
+        body["insecure"] = True
+    dest = subprocess.Popen(argv, stdout=dlog, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        t = api.action("mig", "migrate", body, timeout=180)
+        assert t["result"]["phase"] == "completed", t
+        vm = api.vm("mig")
+        assert vm["state"] == "stopped" and "migrated to" in vm["state_reason"], vm
+        assert [h["to"] for h in history(api, "mig")][-2:] == ["migrating", "stopped"]
+        assert dest.poll() is None, "the destination is not running the guest"
+    finally:
+        dest.kill()
+        dest.wait()
+        dlog.close()
+    assert api.delete("/vms/mig").status == 204
 
 
 def case_linux(d, _payloads, build_sh):
