@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -349,6 +350,12 @@ int main(int argc, char **argv)
 	if (mkdir_p(dirname(dir), 0755)) {
 		pr_err("cannot create the directory of %s: %s", o.socket, strerror(errno));
 		return 1;
+	}
+	/* Two fds per running VM (pidfd, console) besides connections: lift the soft limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	lock = lock_state_dir(o.state_dir);
 	if (lock < 0)
