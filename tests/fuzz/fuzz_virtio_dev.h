@@ -254,8 +254,8 @@ static inline int fz_connect(const char *name)
 }
 
 /* drv_start without its assertions: the features come from the input, and a device may
- * refuse them (FEATURES_OK does not stick) or fail to start. Bit 63 set: the driver only masks
- * the features with what the device offers. */
+ * refuse them (FEATURES_OK does not stick) or fail to start. Bit 63 set: the driver takes what
+ * the device offers except the other bits set. */
 static inline void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 {
 	uint64_t offered;
@@ -266,7 +266,7 @@ static inline void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 	drv_bar_write(d, 0x00, 1, 4);
 	offered |= drv_bar_read(d, 0x04, 4) << 32;
 	if (features >> 63)
-		features &= offered;
+		features = offered & ~features;
 	features |= 1ULL << VIRTIO_F_VERSION_1;
 	drv_bar_write(d, 0x08, 0, 4);
 	drv_bar_write(d, 0x0c, (uint32_t)features, 4);
