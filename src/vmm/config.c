@@ -33,13 +33,19 @@ static const char usage[] =
 	"                           control socket's snapshot command). The machine (RAM, vCPUs,\n"
 	"                           CPU features, devices) comes from the snapshot; RAM is mapped\n"
 	"                           copy-on-write from DIR/memory.raw, so DIR must stay in place\n"
-	"                           while the VM runs and one snapshot can be restored many times\n"
+	"                           while the VM runs and one snapshot can be restored many "
+	"times.\n"
+	"                           Host resources never come from DIR: give one --disk (the\n"
+	"                           snapshot's frozen image) per saved disk, one --net per NIC,\n"
+	"                           and --virtio-console / --vsock if the VM has those devices\n"
 	"      --force              with --restore: resume even if this host's CPUID differs from\n"
 	"                           the one the snapshot was taken with (the guest may then "
 	"crash)\n"
 	"      --incoming tcp:HOST:PORT\n"
 	"                           wait on HOST:PORT for a VM sent by another vireo's migrate\n"
-	"                           command, then run it (see docs/migration.md)\n"
+	"                           command, then run it (see docs/migration.md). As with\n"
+	"                           --restore, the images, NIC backends, console and vsock\n"
+	"                           sockets are this command line's, one per device the VM has\n"
 	"\n"
 	"Machine:\n"
 	"  -m, --memory SIZE        guest RAM, e.g. 256M, 2G (default 256M; bare number = MiB)\n"
@@ -575,7 +581,8 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			break;
 		}
 		case OPT_DISK:
-			machine_opt = "--disk";
+			/* Not a machine option: with --restore and --incoming the images come
+			 * from here too, one per saved disk (vmstate_read_config). */
 			if (cfg->ndisks >= VM_MAX_DISKS)
 				return bad(err, errlen, "--disk %s: at most 16 disks", optarg);
 			if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))

@@ -36,6 +36,7 @@
 #define BATCH_PAGES 256 /* 1 MiB per PAGES message */
 #define IO_TIMEOUT_S 10 /* without progress; the guest may be paused meanwhile */
 #define MAX_CONFIG (1u << 20)
+#define REPLY_MAX 512 /* text of a REPLY */
 
 enum mig_msg {
 	MSG_START = 1,
@@ -129,12 +130,13 @@ static int send_reply(int fd, int status, const char *msg)
 	uint8_t s[4];
 
 	put_le32(s, (uint32_t)(status < 0 ? -status : status));
-	return send_msg(fd, MSG_REPLY, s, 4, msg, strlen(msg));
+	/* The source takes answers of up to 512 bytes. */
+	return send_msg(fd, MSG_REPLY, s, 4, msg, MIN(strlen(msg), REPLY_MAX));
 }
 
 static int wait_reply(int fd, char *err, size_t errlen)
 {
-	uint8_t buf[4 + 512];
+	uint8_t buf[4 + REPLY_MAX];
 	uint64_t len;
 	uint32_t type, status;
 	int ret = recv_hdr(fd, &type, &len);
@@ -707,7 +709,7 @@ int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
 	uint8_t start[16], *buf = NULL;
 	uint64_t len;
 	uint32_t type, ver, minv;
-	char err[256];
+	char err[1024];
 	int ret;
 
 	ret = recv_hdr(fd, &type, &len);

@@ -204,7 +204,7 @@ out:
 
 int restore_open(struct restore_source *rs, const char *dir, struct vm_config *cfg)
 {
-	char path[4096], err[256];
+	char path[4096], err[1024];
 	size_t len;
 	struct stat st;
 	int ret;
@@ -233,9 +233,13 @@ int restore_open(struct restore_source *rs, const char *dir, struct vm_config *c
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, MEMORY_FILE_NAME);
-	rs->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The guest reads this file as its RAM: a symbolic link in a snapshot directory from
+	 * elsewhere must not make it read another file of ours. */
+	rs->mem_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rs->mem_fd < 0 || fstat(rs->mem_fd, &st) < 0) {
-		pr_err("--restore %s: %s: %s", dir, path, strerror(errno));
+		pr_err("--restore %s: %s: %s", dir, path,
+		       errno == ELOOP ? "a symbolic link (refused: the guest would read its target)"
+				      : strerror(errno));
 		return -errno;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < rs->hdr.ram_size) {

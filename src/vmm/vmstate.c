@@ -87,32 +87,6 @@ static int field_decoder(const struct tlv_section *s, uint16_t tag, size_t len, 
 
 /* ---- configuration ---- */
 
-enum {
-	CFG_T_MEM_SIZE = 1,
-	CFG_T_NCPUS,
-	CFG_T_CPU_FEATURES, /* the --cpu-features list, "+name,-name" */
-	CFG_T_PVM_PROFILE,
-	CFG_T_PAYLOAD, /* path of the payload, when the guest is one */
-	CFG_T_KERNEL, /* informational */
-	CFG_T_TSC_KHZ,
-	CFG_T_VIRTIO_RNG, /* u8: the machine has virtio-rng */
-	CFG_T_VIRTIO_CONSOLE, /* the --virtio-console backend: the machine has virtio-console */
-	/* 0x40..0x4f: virtio-balloon and virtio-vsock (other devices have their own ranges). */
-	CFG_T_BALLOON = 0x40, /* u32 BALLOON_* flags: the machine has virtio-balloon */
-	CFG_T_VSOCK = 0x41, /* the --vsock value: the machine has virtio-vsock */
-	/* 0x20 + disk index (virtio-blk, vda first): u8 format (0 probe, 1 raw, 2 qcow2), u8 flags
-	 * (bit 0 read-only), u8 n + n bytes serial, u8 m + m bytes overlay name stem, then the
-	 * absolute image path (the rest). The image is the one the saved state goes with: a
-	 * snapshot's frozen image, or the source's top image for a migration. */
-	CFG_T_DISK = 0x20,
-	CFG_T_DISK_LAST = 0x2f,
-	/* The --net options, one per NIC in order, joined by newlines. Tags 0x20.. belong to
-	 * block devices, 0x40.. to balloon and vsock. */
-	CFG_T_NET = 0x30,
-};
-
-#define DISK_FLAG_READ_ONLY 1
-
 static void put_disk(struct tlv_writer *w, uint16_t tag, const struct virtio_blk_info *d)
 {
 	size_t sl = strnlen(d->serial, sizeof(d->serial) - 1), nl = strlen(d->name);
@@ -124,7 +98,7 @@ static void put_disk(struct tlv_writer *w, uint16_t tag, const struct virtio_blk
 		return;
 	}
 	*p++ = (uint8_t)d->format;
-	*p++ = d->read_only ? DISK_FLAG_READ_ONLY : 0;
+	*p++ = d->read_only ? CFG_DISK_FLAG_READ_ONLY : 0;
 	*p++ = (uint8_t)sl;
 	memcpy(p, d->serial, sl);
 	p += sl;
@@ -134,40 +108,6 @@ static void put_disk(struct tlv_writer *w, uint16_t tag, const struct virtio_blk
 	memcpy(p, d->path, pl);
 	tlv_put(w, tag, buf, (uint32_t)len);
 	free(buf);
-}
-
-/* Returns 0, or -EINVAL for a malformed field. The path is malloc'd (owned by cfg from then). */
-static int get_disk(const struct tlv_field *f, struct vm_disk *d)
-{
-	const uint8_t *p = f->data, *end = f->data + f->len;
-	size_t sl, nl;
-	char *path;
-
-	memset(d, 0, sizeof(*d));
-	if (f->len < 5 || p[0] > BLK_FORMAT_QCOW2 || (p[1] & ~DISK_FLAG_READ_ONLY))
-		return -EINVAL;
-	d->format = (enum blk_format)p[0];
-	d->read_only = p[1] & DISK_FLAG_READ_ONLY;
-	sl = p[2];
-	p += 3;
-	if (sl > VM_DISK_SERIAL_MAX || (size_t)(end - p) < sl + 1)
-		return -EINVAL;
-	memcpy(d->serial, p, sl);
-	p += sl;
-	nl = *p++;
-	if (nl >= sizeof(d->name) || (size_t)(end - p) < nl + 1)
-		return -EINVAL;
-	memcpy(d->name, p, nl);
-	p += nl;
-	if (memchr(p, 0, (size_t)(end - p)) || memchr(d->name, '/', nl))
-		return -EINVAL;
-	path = strndup((const char *)p, (size_t)(end - p));
-	if (!path)
-		return -ENOMEM;
-	d->path = path;
-	if (!nl)
-		config_disk_name(path, d->name, sizeof(d->name));
-	return 0;
 }
 
 static void put_str(struct tlv_writer *w, uint16_t tag, const char *s)
@@ -227,158 +167,6 @@ int vmstate_save_config(struct vm *vm, struct tlv_writer *w)
 		tlv_put_u32(w, CFG_T_TSC_KHZ, vm->tsc_khz);
 	tlv_section_end(w, start);
 	return w->err;
-}
-
-static char *get_str(const struct tlv_section *s, uint16_t tag)
-{
-	struct tlv_field f;
-	char *r;
-
-	if (!tlv_find(s, tag, &f))
-		return NULL;
-	r = malloc(f.len + 1);
-	if (!r)
-		return NULL;
-	memcpy(r, f.data, f.len);
-	r[f.len] = 0;
-	return r;
-}
-
-/* The saved NICs. --net options given with --restore or --incoming replace their backends (a
- * migration to the same host needs other host ports), one for one. */
-static int read_net_config(const struct tlv_section *s, struct vm_config *cfg,
-			   struct vmstate_config *sc, char *err, size_t errlen)
-{
-	const char *saved[NET_MAX_NICS];
-	unsigned int n = 0;
-	char *p;
-
-	sc->net = get_str(s, CFG_T_NET);
-	for (p = sc->net; p && *p && n < NET_MAX_NICS; n++) {
-		saved[n] = p;
-		p = strchr(p, '\n');
-		if (p)
-			*p++ = 0;
-	}
-	if (p && *p) {
-		snprintf(err, errlen, "more NICs saved than this vireo supports");
-		return -EINVAL;
-	}
-	if (cfg->nnet && cfg->nnet != n) {
-		snprintf(err, errlen,
-			 "the saved VM has %u NIC(s): give as many --net options as that, or "
-			 "none",
-			 n);
-		return -EINVAL;
-	}
-	if (!cfg->nnet) {
-		memcpy(cfg->net, saved, n * sizeof(saved[0]));
-		cfg->nnet = n;
-	}
-	return 0;
-}
-
-int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
-			struct vmstate_config *sc, char *err, size_t errlen)
-{
-	struct tlv_section s;
-	size_t pos = 0;
-	uint64_t mem = 0;
-	uint32_t ncpus = 0;
-	uint8_t pvm = 0, rng = 0;
-	struct tlv_field f;
-	char *feats;
-	int ret;
-
-	memset(sc, 0, sizeof(*sc));
-	for (;;) {
-		ret = tlv_next_section(body, len, &pos, &s);
-		if (ret <= 0) {
-			snprintf(err, errlen, "no machine configuration section");
-			return -EINVAL;
-		}
-		if (s.id == SECTION_CONFIG)
-			break;
-	}
-	if (s.min_version > 1) {
-		snprintf(err, errlen, "machine configuration section version %u is too new",
-			 s.version);
-		return -EPROTONOSUPPORT;
-	}
-	if (tlv_get_u64(&s, CFG_T_MEM_SIZE, &mem) || tlv_get_u32(&s, CFG_T_NCPUS, &ncpus) ||
-	    tlv_get_u8(&s, CFG_T_PVM_PROFILE, &pvm) || tlv_get_u8(&s, CFG_T_VIRTIO_RNG, &rng) ||
-	    tlv_get_u32(&s, CFG_T_TSC_KHZ, &sc->tsc_khz)) {
-		snprintf(err, errlen, "malformed machine configuration");
-		return -EINVAL;
-	}
-	if (mem < MIB || mem > 1024 * GIB || mem % (4 * KIB) || ncpus < 1 ||
-	    ncpus > VM_MAX_CPUS_DEFAULT) {
-		snprintf(err, errlen,
-			 "implausible machine configuration (%" PRIu64 " bytes, %u vCPUs)", mem,
-			 ncpus);
-		return -EINVAL;
-	}
-	cfg->mem_size = mem;
-	cfg->ncpus = ncpus;
-	cfg->saved_tsc_khz = sc->tsc_khz;
-	cfg->pvm = pvm ? PVM_ON : PVM_OFF;
-	feats = get_str(&s, CFG_T_CPU_FEATURES);
-	cfg->ncpu_changes = 0;
-	if (feats && *feats) {
-		ret = cpuid_parse_features(feats, cfg->cpu_changes, CPUID_MAX_CHANGES, err, errlen);
-		if (ret < 0) {
-			free(feats);
-			return ret;
-		}
-		cfg->ncpu_changes = (size_t)ret;
-	}
-	free(feats);
-	/* Owned by the caller's config from here on (freed with the process). */
-	sc->payload = get_str(&s, CFG_T_PAYLOAD);
-	sc->kernel = get_str(&s, CFG_T_KERNEL);
-	cfg->payload = sc->payload;
-	cfg->kernel = sc->payload ? NULL : sc->kernel;
-	/* The virtio devices are part of the machine; a --virtio-console given with --restore
-	 * only moves the backend. */
-	cfg->virtio_rng = rng;
-	cfg->ndisks = 0;
-	for (uint16_t tag = CFG_T_DISK; tag <= CFG_T_DISK_LAST; tag++) {
-		struct tlv_field f;
-
-		if (!tlv_find(&s, tag, &f))
-			break;
-		ret = get_disk(&f, &cfg->disks[cfg->ndisks]);
-		if (ret) {
-			snprintf(err, errlen, "malformed disk %u in the machine configuration",
-				 (unsigned int)(tag - CFG_T_DISK));
-			return ret;
-		}
-		cfg->ndisks++;
-	}
-	sc->virtio_console = get_str(&s, CFG_T_VIRTIO_CONSOLE);
-	if (!sc->virtio_console)
-		cfg->virtio_console = NULL;
-	else if (!cfg->virtio_console)
-		cfg->virtio_console = sc->virtio_console;
-	cfg->balloon = tlv_find(&s, CFG_T_BALLOON, &f);
-	cfg->balloon_flags = 0;
-	if (tlv_get_u32(&s, CFG_T_BALLOON, &cfg->balloon_flags)) {
-		snprintf(err, errlen, "malformed machine configuration (balloon)");
-		return -EINVAL;
-	}
-	/* Like the console's backend, a --vsock given with --restore replaces the saved one:
-	 * connections do not survive anyway, and the guest rereads its CID after the transport
-	 * reset event. */
-	sc->vsock = get_str(&s, CFG_T_VSOCK);
-	if (!sc->vsock) {
-		cfg->vsock = NULL;
-	} else if (!cfg->vsock) {
-		cfg->vsock = sc->vsock;
-		if (config_parse_vsock(cfg->vsock, &cfg->vsock_cid, cfg->vsock_uds,
-				       sizeof(cfg->vsock_uds), err, errlen))
-			return -EINVAL;
-	}
-	return read_net_config(&s, cfg, sc, err, errlen);
 }
 
 /* ---- KVM VM state ---- */

@@ -14,19 +14,51 @@ struct vm;
 struct vm_config;
 struct tlv_writer;
 
+/* Tags of the configuration section (SECTION_CONFIG), written by vmstate_save_config and read
+ * by vmstate_read_config (docs/state-format.md). */
+enum {
+	CFG_T_MEM_SIZE = 1,
+	CFG_T_NCPUS,
+	CFG_T_CPU_FEATURES, /* the --cpu-features list, "+name,-name" */
+	CFG_T_PVM_PROFILE,
+	CFG_T_PAYLOAD, /* path of the payload, when the guest is one */
+	CFG_T_KERNEL, /* informational */
+	CFG_T_TSC_KHZ,
+	CFG_T_VIRTIO_RNG, /* u8: the machine has virtio-rng */
+	CFG_T_VIRTIO_CONSOLE, /* the --virtio-console backend: the machine has virtio-console */
+	/* 0x40..0x4f: virtio-balloon and virtio-vsock (other devices have their own ranges). */
+	CFG_T_BALLOON = 0x40, /* u32 BALLOON_* flags: the machine has virtio-balloon */
+	CFG_T_VSOCK = 0x41, /* the --vsock value: the machine has virtio-vsock */
+	/* 0x20 + disk index (virtio-blk, vda first): u8 format (0 probe, 1 raw, 2 qcow2), u8 flags
+	 * (bit 0 read-only), u8 n + n bytes serial, u8 m + m bytes overlay name stem, then the
+	 * absolute image path (the rest). The image is the one the saved state goes with: a
+	 * snapshot's frozen image, or the source's top image for a migration. */
+	CFG_T_DISK = 0x20,
+	CFG_T_DISK_LAST = 0x2f,
+	/* The --net options, one per NIC in order, joined by newlines. Tags 0x20.. belong to
+	 * block devices, 0x40.. to balloon and vsock. */
+	CFG_T_NET = 0x30,
+};
+
+#define CFG_DISK_FLAG_READ_ONLY 1
+
 /* What the configuration section holds beyond struct vm_config. Strings are malloc'd and live as
  * long as the process (the config points at them). */
 struct vmstate_config {
 	char *payload;
 	char *kernel;
-	char *virtio_console;
-	char *vsock;
-	char *net; /* the saved --net options, split in place (cfg->net points into it) */
 	uint32_t tsc_khz;
 };
 
-/* Fills the machine-shaping fields of cfg (memory, vCPUs, CPU features, PVM profile, payload)
- * from the configuration section in body. Returns 0 or -errno with the reason in err. */
+/*
+ * Takes the saved machine's shape (RAM, vCPUs, CPU features, PVM profile, payload, the device
+ * list) from the configuration section in body into cfg, and checks that the host resources cfg
+ * already holds from the local command line fit it: one --disk per saved disk (same read-only
+ * flag; format and serial, when given, the same), one --net per saved NIC (same MAC when given),
+ * --virtio-console and --vsock exactly when the machine has those devices. The section comes
+ * from a migration peer or a snapshot file: no path, socket, port or backend in it is ever
+ * used. Returns 0 or -errno with the reason in err (a mismatch is -EINVAL).
+ */
 int vmstate_read_config(const uint8_t *body, size_t len, struct vm_config *cfg,
 			struct vmstate_config *sc, char *err, size_t errlen);
 /* Only the configuration section (what a migration destination needs to build the machine). */

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import Guest, linux_snapshot_devices, unix_exchange  # noqa: E402
+from guest import Guest, devices_disks, linux_snapshot_devices, unix_exchange  # noqa: E402
 
 VIREO, BUILD_SH = sys.argv[1], sys.argv[2]
 WORK = os.environ.get("MESON_BUILD_ROOT", tempfile.gettempdir())
@@ -52,10 +52,12 @@ class SlowGuest(Guest):
         return super().run(command, timeout, retry_segv)
 
 
-def restore(snap, overlay_dir, name, *extra, fixture=True):
+def restore(snap, overlay_dir, name, *extra, fixture=True, disks=None):
+    """disks: the --disk options (the snapshot's frozen images); the fixture's by default."""
     os.makedirs(overlay_dir, exist_ok=True)
     g = SlowGuest(VIREO, ["--restore", snap, "--overlay-dir", overlay_dir, "--timeout", "900",
-                          "-v"] + list(extra), os.path.join(WORK, f"blk-{name}-console.log"))
+                          "-v"] + (disks if disks is not None else devices_disks(snap)) +
+                  list(extra), os.path.join(WORK, f"blk-{name}-console.log"))
     # Kernel messages off the console (a PVM-host segfault report would land in the middle of
     # a command's output), and the fixture's background counter stopped: its `sleep` processes
     # are what usually hits that flake, and the test does not need it.
@@ -199,7 +201,8 @@ def snapshot_part(snap, tmp):
         check("the original VM's disk checks clean", rc == 0, log if rc else "")
         os.unlink(raw)
 
-        b = restore(snap2, db, "snap-b", fixture=False)
+        b = restore(snap2, db, "snap-b", fixture=False,
+                    disks=["--disk", frozen, "--disk", disks[1]["frozen"] + ",readonly"])
         out = b.run("tail -n1 /mnt/log; ls /mnt/after_snapshot 2>&1", timeout=180)
         check("the restored VM does not see what the original wrote after the snapshot",
               "No such file" in out, out[-200:])
@@ -236,7 +239,10 @@ def migration_part(snap, tmp):
     dst = None
     try:
         src.run("mount -t ext4 /dev/vda /mnt && echo src > /mnt/m && sync", timeout=300)
-        dst = SlowGuest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900", "-v"],
+        # The destination names the images itself: the same files (shared storage).
+        dst = SlowGuest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900", "-v",
+                                "--disk", os.path.join(dm, "disk0.snap.r1.qcow2"),
+                                "--disk", devices_disks(snap)[3]],
                     os.path.join(WORK, "blk-migrate-dst-console.log"))
         time.sleep(1)
         r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})

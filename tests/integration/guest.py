@@ -184,9 +184,18 @@ def linux_snapshot_devices(vireo, build_sh, workdir):
     (vda: DIR/disk0.qcow2, ext4 on the whole disk, serial vireo-disk0, not mounted) and a
     read-only one (vdb: DIR/data1.raw, serial vireo-ro1), DIR being the directory of the
     returned snapshot. Those two images are the snapshot's frozen images: never write them;
-    restore with `--restore SNAP --overlay-dir PRIVATE_DIR` and the restored VM writes to
+    restore with `--restore SNAP --overlay-dir PRIVATE_DIR` + devices_disks(SNAP) and the
+    restored VM writes to
     PRIVATE_DIR/disk0.snap.rN.qcow2 (see docs/snapshots.md)."""
     return linux_snapshot(vireo, build_sh, workdir, devices=True)
+
+
+def devices_disks(snap):
+    """The --disk options that restore linux_snapshot_devices' snapshot: its frozen images. A
+    snapshot names no host file a restore opens (docs/snapshots.md): the command line does."""
+    d = os.path.dirname(snap)
+    return ["--disk", os.path.join(d, "disk0.qcow2"),
+            "--disk", os.path.join(d, "data1.raw") + ",readonly"]
 
 
 def linux_snapshot(vireo, build_sh, workdir, devices=False):
