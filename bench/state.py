@@ -151,8 +151,10 @@ class VireoSide:
 
     def incoming(self, port):
         self.dst_sock = self._sock()
+        # Plain TCP, as QEMU's tcp: migration it is compared with.
         v = common.Vmm([self.a.vireo, "run", "--incoming", f"tcp:127.0.0.1:{port}",
-                        "--api-sock", self.dst_sock, "-v"], self.tmp, "vireo-dst")
+                        "--insecure-migration", "--api-sock", self.dst_sock, "-v"], self.tmp,
+                       "vireo-dst")
         t = time.monotonic()
         while "waiting for a migration" not in v.stderr_text():
             if v.proc.poll() is not None or time.monotonic() - t > 120:
@@ -162,7 +164,8 @@ class VireoSide:
 
     def migrate(self, src, port):
         t = time.monotonic()
-        vireo_req(self.sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+        vireo_req(self.sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                              "insecure": True})
         st = {}
         while src.proc.poll() is None and time.monotonic() - t < 900:
             try:

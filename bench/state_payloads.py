@@ -99,7 +99,8 @@ def bench_migration(vireo, payloads, tmp):
           f"{'downtime ms (source)':>22}{'guest saw ms':>14}{'usual gap ms':>14}")
     for kind, payload in (("touched, then idle", "touch.bin"), ("dirtying 64 MiB", "dirty.bin")):
         port = free_port()
-        d, _, out_d, err_d = start(vireo, ["--incoming", f"tcp:127.0.0.1:{port}"], tmp,
+        d, _, out_d, err_d = start(vireo, ["--incoming", f"tcp:127.0.0.1:{port}",
+                                           "--insecure-migration"], tmp,
                                    f"m-dst-{payload}", sock=False)
         s, sock, out_s, err_s = start(vireo, ["--payload", os.path.join(payloads, payload),
                                               "--memory", "256M"], tmp, f"m-src-{payload}")
@@ -107,7 +108,7 @@ def bench_migration(vireo, payloads, tmp):
             wait_text(out_s, r"gap [0-9A-F]{16}", 300, count=3)
             khz = tsc_khz(err_s)
             before = gaps_ms(out_s, khz)
-            request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+            request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "insecure": True})
             s.wait(300)
             wait_text(out_d, r"gap [0-9A-F]{16}", 60, count=2)
             after = gaps_ms(out_d, khz)

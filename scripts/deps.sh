@@ -8,7 +8,7 @@ PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev c
 	python3 liburing-dev zlib1g-dev libslirp-dev libglib2.0-dev qemu-utils e2fsprogs linux-source-6.1 busybox-static bc flex bison libelf-dev libssl-dev cpio xz-utils lz4)
 PKGS+=(libcurl4-openssl-dev) # vireo vm|task|token|host: the API client
 PKGS+=(libsqlite3-dev libmicrohttpd-dev) # vireod
-PKGS+=(libgnutls28-dev python3-yaml python3-jsonschema python3-websocket) # vireod TLS; tests/api
+PKGS+=(libgnutls28-dev python3-yaml python3-jsonschema python3-websocket) # vireod TLS and vireo run's migration TLS; tests/api
 
 [ $# -gt 0 ] && PKGS=("$@")
 missing=()

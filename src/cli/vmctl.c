@@ -32,10 +32,12 @@ static const char usage[] =
 	"                         pause, save the VM into the new directory DIR (a state file\n"
 	"                         and a sparse memory file) and resume, unless --paused.\n"
 	"                         Restore it with vireo run --restore DIR\n"
-	"  migrate tcp:HOST:PORT [--max-downtime MS] [--wait]\n"
-	"                         live-migrate the VM to a vireo run --incoming waiting there;\n"
+	"  migrate tcp:HOST:PORT [--tls psk=FILE|x509=DIR | --insecure] [--max-downtime MS]\n"
+	"          [--wait]       live-migrate the VM to a vireo run --incoming waiting there;\n"
 	"                         returns at once (follow it with migrate-status), or with --wait\n"
-	"                         shows a progress line until it ends (exit 0 when completed)\n"
+	"                         shows a progress line until it ends (exit 0 when completed).\n"
+	"                         TLS 1.3 with the destination's --migration-tls credentials\n"
+	"                         (default: the VM's own --migration-tls); --insecure: plain TCP\n"
 	"  migrate-status         progress: phase, rounds, bytes, dirty rate, expected downtime\n"
 	"  migrate-cancel         abandon the migration; the VM keeps running here\n"
 	"  balloon MIB            set the balloon's target (vireo run --balloon): the guest gives\n"
@@ -173,11 +175,15 @@ int vmctl_main(int argc, char **argv)
 		{ "paused", no_argument, NULL, 'p' },
 		{ "max-downtime", required_argument, NULL, 'd' },
 		{ "wait", no_argument, NULL, 'w' },
+		{ "tls", required_argument, NULL, 'T' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *sock = NULL, *cmd, *arg = NULL;
+	const char *sock = NULL, *cmd, *arg = NULL, *tls = NULL;
 	bool json = false, force = false, paused = false, wait = false, link_up = false;
+	bool insecure = false;
+	char tls_abs[4200];
 	int nic = -1;
 	int64_t timeout = -1, downtime = -1, balloon_mib = -1;
 	char abs[4096];
@@ -219,6 +225,28 @@ int vmctl_main(int argc, char **argv)
 				return 2;
 			}
 			downtime = (int64_t)v;
+			break;
+		case 'T': {
+			const char *eq = strchr(optarg, '=');
+
+			tls = optarg;
+			/* The VM may run in another directory: send an absolute path. */
+			if (eq && eq[1] && eq[1] != '/') {
+				char cwd[2048];
+
+				if (!getcwd(cwd, sizeof(cwd))) {
+					fprintf(stderr, "vireo vmctl: getcwd: %s\n",
+						strerror(errno));
+					return 1;
+				}
+				snprintf(tls_abs, sizeof(tls_abs), "%.*s%s/%s",
+					 (int)(eq - optarg + 1), optarg, cwd, eq + 1);
+				tls = tls_abs;
+			}
+			break;
+		}
+		case 'I':
+			insecure = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -285,6 +313,10 @@ int vmctl_main(int argc, char **argv)
 		json_object_object_add(req, "paused", json_object_new_boolean(1));
 	if (downtime >= 0)
 		json_object_object_add(req, "max_downtime_ms", json_object_new_int64(downtime));
+	if (tls)
+		json_object_object_add(req, "tls", json_object_new_string(tls));
+	if (insecure)
+		json_object_object_add(req, "insecure", json_object_new_boolean(1));
 	if (balloon_mib >= 0)
 		json_object_object_add(req, "target_mib", json_object_new_int64(balloon_mib));
 	if (nic >= 0) {

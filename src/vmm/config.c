@@ -46,6 +46,14 @@ static const char usage[] =
 	"                           command, then run it (see docs/migration.md). As with\n"
 	"                           --restore, the images, NIC backends, console and vsock\n"
 	"                           sockets are this command line's, one per device the VM has\n"
+	"      --migration-tls psk=FILE|x509=DIR\n"
+	"                           TLS 1.3 for migrations: with --incoming, only a source with\n"
+	"                           the same key (FILE: lines IDENTITY:HEXKEY, as psktool makes)\n"
+	"                           or a certificate of the CA in DIR (ca-cert.pem, server-*.pem,\n"
+	"                           client-*.pem) is accepted; otherwise the default credentials\n"
+	"                           of this VM's migrate commands\n"
+	"      --insecure-migration with --incoming: accept a source over plain TCP instead,\n"
+	"                           unauthenticated and unencrypted (a trusted network only)\n"
 	"\n"
 	"Machine:\n"
 	"  -m, --memory SIZE        guest RAM, e.g. 256M, 2G (default 256M; bare number = MiB)\n"
@@ -175,6 +183,8 @@ enum {
 	OPT_OVERLAY_DIR,
 	OPT_BACKING_DIR,
 	OPT_NET,
+	OPT_MIGRATION_TLS,
+	OPT_INSECURE_MIGRATION,
 };
 
 static const struct option long_opts[] = {
@@ -204,6 +214,8 @@ static const struct option long_opts[] = {
 	{ "overlay-dir", required_argument, NULL, OPT_OVERLAY_DIR },
 	{ "backing-dir", required_argument, NULL, OPT_BACKING_DIR },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "migration-tls", required_argument, NULL, OPT_MIGRATION_TLS },
+	{ "insecure-migration", no_argument, NULL, OPT_INSECURE_MIGRATION },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -603,6 +615,17 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			if (parse_net(optarg, cfg, err, errlen))
 				return -EINVAL;
 			break;
+		case OPT_MIGRATION_TLS:
+			if ((strncmp(optarg, "psk=", 4) || !optarg[4]) &&
+			    (strncmp(optarg, "x509=", 5) || !optarg[5]))
+				return bad(err, errlen,
+					   "--migration-tls: '%s': expected psk=FILE or x509=DIR",
+					   optarg);
+			cfg->migration_tls = optarg;
+			break;
+		case OPT_INSECURE_MIGRATION:
+			cfg->insecure_migration = true;
+			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
 			break;
@@ -629,6 +652,18 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			   argv[optind]);
 	if (cfg->restore && cfg->incoming)
 		return bad(err, errlen, "%s", "--restore and --incoming cannot be used together");
+	if (cfg->insecure_migration && !cfg->incoming)
+		return bad(err, errlen, "%s",
+			   "--insecure-migration only applies to --incoming (a source says "
+			   "\"insecure\" on its migrate command)");
+	if (cfg->incoming && cfg->insecure_migration && cfg->migration_tls)
+		return bad(err, errlen, "%s",
+			   "--incoming: give --migration-tls or --insecure-migration, not both");
+	if (cfg->incoming && !cfg->insecure_migration && !cfg->migration_tls)
+		return bad(err, errlen, "%s",
+			   "--incoming needs --migration-tls psk=FILE|x509=DIR (only a source with "
+			   "those credentials is accepted), or --insecure-migration to accept "
+			   "anyone over plain TCP");
 	if (cfg->force && !cfg->restore && !cfg->incoming)
 		return bad(err, errlen, "%s", "--force only applies to --restore and --incoming");
 	if (cfg->restore || cfg->incoming) {

@@ -70,6 +70,8 @@ struct vm_config {
 	const char *restore; /* snapshot directory to resume from */
 	bool force; /* --force: restore despite a different CPUID fingerprint */
 	const char *incoming; /* tcp:HOST:PORT to receive a migrating VM on */
+	const char *migration_tls; /* --migration-tls psk=FILE|x509=DIR */
+	bool insecure_migration; /* --insecure-migration: plain TCP with --incoming */
 	bool virtio_rng; /* --rng */
 	const char *virtio_console; /* --virtio-console socket:PATH|file:PATH */
 	bool balloon; /* --balloon */

@@ -220,12 +220,15 @@ static void handle_snapshot(struct vm *vm, json_object *req, char *out, size_t o
 	reply_ok(vm, r, out, outlen);
 }
 
-/* {"cmd":"migrate","uri":"tcp:HOST:PORT"[,"max_downtime_ms":N]}: starts and returns. */
+/* {"cmd":"migrate","uri":"tcp:HOST:PORT"[,"max_downtime_ms":N][,"tls":"psk=FILE"|"x509=DIR"]
+ * [,"insecure":true]}: starts and returns. */
 static void handle_migrate(struct vm *vm, json_object *req, char *out, size_t outlen)
 {
 	json_object *arg;
 	int64_t downtime = MIG_DEFAULT_MAX_DOWNTIME_MS;
-	char err[300];
+	const char *tls = NULL;
+	bool insecure = false;
+	char err[600];
 
 	if (!json_object_object_get_ex(req, "uri", &arg) ||
 	    !json_object_is_type(arg, json_type_string)) {
@@ -239,9 +242,23 @@ static void handle_migrate(struct vm *vm, json_object *req, char *out, size_t ou
 			return;
 		}
 	}
+	if (json_object_object_get_ex(req, "tls", &arg)) {
+		if (!json_object_is_type(arg, json_type_string)) {
+			reply_error(out, outlen, "\"tls\" must be \"psk=FILE\" or \"x509=DIR\"");
+			return;
+		}
+		tls = json_object_get_string(arg);
+	}
+	if (json_object_object_get_ex(req, "insecure", &arg)) {
+		if (!json_object_is_type(arg, json_type_boolean)) {
+			reply_error(out, outlen, "\"insecure\" must be true or false");
+			return;
+		}
+		insecure = json_object_get_boolean(arg);
+	}
 	json_object_object_get_ex(req, "uri", &arg);
-	if (migration_start(vm, json_object_get_string(arg), (unsigned int)downtime, err,
-			    sizeof(err))) {
+	if (migration_start(vm, json_object_get_string(arg), (unsigned int)downtime, tls, insecure,
+			    err, sizeof(err))) {
 		reply_error(out, outlen, err);
 		return;
 	}

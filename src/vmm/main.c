@@ -60,7 +60,7 @@ int vmm_run_main(int argc, char **argv)
 	static struct vm_config cfg;
 	struct restore_source restore = { .mem_fd = -1 };
 	uint64_t mig_fp = 0;
-	int mig_fd = -1;
+	struct mig_chan mig = { .fd = -1 };
 	char err[512];
 	int ret, status;
 
@@ -92,20 +92,19 @@ int vmm_run_main(int argc, char **argv)
 		cfg.ram_fd = restore.mem_fd;
 	}
 	if (cfg.incoming) {
-		mig_fd = migration_incoming_accept(&cfg, &mig_fp);
-		if (mig_fd < 0)
+		if (migration_incoming_accept(&cfg, &mig_fp, &mig))
 			return EXIT_ERROR;
 	}
 	if (vm_create(&the_vm, &cfg) || (cfg.restore && restore_load(&the_vm, &restore, &cfg))) {
-		if (mig_fd >= 0)
-			close(mig_fd);
+		if (mig.fd >= 0)
+			mig_chan_close(&mig, false);
 		vm_destroy(&the_vm);
 		restore_close(&restore);
 		return EXIT_ERROR;
 	}
-	if (mig_fd >= 0 && cfg.saved_tsc_khz)
+	if (mig.fd >= 0 && cfg.saved_tsc_khz)
 		vm_set_tsc_khz(&the_vm, cfg.saved_tsc_khz);
-	if (mig_fd >= 0 && migration_incoming_receive(&the_vm, mig_fd, mig_fp)) {
+	if (mig.fd >= 0 && migration_incoming_receive(&the_vm, &mig, mig_fp)) {
 		vm_destroy(&the_vm);
 		return EXIT_ERROR;
 	}

@@ -28,6 +28,7 @@
 #include "../common/tlv.h"
 #include "../common/util.h"
 #include "vm.h"
+#include "migtls.h"
 #include "vmstate.h"
 
 #define MIG_MAGIC "VIREOMIG"
@@ -58,45 +59,8 @@ const char *mig_phase_name(enum mig_phase p)
 
 /* ---- framing ---- */
 
-static int send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int send_msg(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen)
+static int send_msg(struct mig_chan *fd, uint32_t type, const void *a, size_t alen, const void *b,
+		    size_t blen)
 {
 	uint8_t h[MIG_HDR];
 	int ret;
@@ -104,18 +68,18 @@ static int send_msg(int fd, uint32_t type, const void *a, size_t alen, const voi
 	put_le32(h, type);
 	put_le32(h + 4, 0);
 	put_le64(h + 8, alen + blen);
-	ret = send_all(fd, h, sizeof(h));
+	ret = mig_chan_send(fd, h, sizeof(h));
 	if (!ret && alen)
-		ret = send_all(fd, a, alen);
+		ret = mig_chan_send(fd, a, alen);
 	if (!ret && blen)
-		ret = send_all(fd, b, blen);
+		ret = mig_chan_send(fd, b, blen);
 	return ret;
 }
 
-static int recv_hdr(int fd, uint32_t *type, uint64_t *len)
+static int recv_hdr(struct mig_chan *fd, uint32_t *type, uint64_t *len)
 {
 	uint8_t h[MIG_HDR];
-	int ret = recv_all(fd, h, sizeof(h));
+	int ret = mig_chan_recv(fd, h, sizeof(h));
 
 	if (ret)
 		return ret;
@@ -125,7 +89,7 @@ static int recv_hdr(int fd, uint32_t *type, uint64_t *len)
 }
 
 /* REPLY: u32 status (0 or a positive errno) + message text. */
-static int send_reply(int fd, int status, const char *msg)
+static int send_reply(struct mig_chan *fd, int status, const char *msg)
 {
 	uint8_t s[4];
 
@@ -134,7 +98,7 @@ static int send_reply(int fd, int status, const char *msg)
 	return send_msg(fd, MSG_REPLY, s, 4, msg, MIN(strlen(msg), REPLY_MAX));
 }
 
-static int wait_reply(int fd, char *err, size_t errlen)
+static int wait_reply(struct mig_chan *fd, char *err, size_t errlen)
 {
 	uint8_t buf[4 + REPLY_MAX];
 	uint64_t len;
@@ -149,7 +113,7 @@ static int wait_reply(int fd, char *err, size_t errlen)
 		snprintf(err, errlen, "the destination sent something else than an answer");
 		return -EPROTO;
 	}
-	ret = recv_all(fd, buf, len);
+	ret = mig_chan_recv(fd, buf, len);
 	if (ret) {
 		snprintf(err, errlen, "answer cut short: %s", strerror(-ret));
 		return ret;
@@ -218,7 +182,7 @@ static bool cancelled(struct migration *m)
 
 /* Sends the pages set in bitmap (bit i = page first + i), batching contiguous runs. skip_zero:
  * pages that read as zero are left out (the destination's RAM starts zeroed). */
-static int send_pages(struct vm *vm, int fd, const uint64_t *bitmap, uint64_t first,
+static int send_pages(struct vm *vm, struct mig_chan *fd, const uint64_t *bitmap, uint64_t first,
 		      uint64_t npages, bool skip_zero, uint64_t *sent)
 {
 	static const uint8_t zero[PAGE];
@@ -355,7 +319,9 @@ static void *migration_thread(void *arg)
 	bool logging = false, paused = false, released = false;
 	uint64_t sent = 0;
 	int64_t dirty = 0;
-	int fd = -1, ret;
+	struct mig_chan chan = { .fd = -1 }, *ch = &chan;
+	bool connected = false;
+	int fd, ret;
 
 	tlv_writer_init(&w);
 	if (!bitmap || !scratch) {
@@ -369,12 +335,38 @@ static void *migration_thread(void *arg)
 		goto out;
 	}
 	m->fd = fd;
+	ret = mig_chan_client(ch, fd, &m->tls, m->host, err, sizeof(err));
+	if (ret) {
+		m->fd = -1; /* closed: migrate-cancel must not shut down a reused number */
+		/* A refused handshake: wrong key or certificate, or a destination without TLS. */
+		if (ret == -EPROTO) {
+			size_t l = strlen(err);
+
+			snprintf(err + l, sizeof(err) - l,
+				 " (a wrong key or certificate, or a destination that does not "
+				 "use the same --migration-tls)");
+		}
+		goto out;
+	}
+	connected = true;
 	memcpy(start, MIG_MAGIC, 8);
 	put_le32(start + 8, MIG_PROTOCOL_VERSION);
 	put_le32(start + 12, MIG_PROTOCOL_VERSION);
-	ret = send_msg(fd, MSG_START, start, sizeof(start), NULL, 0);
+	ret = send_msg(ch, MSG_START, start, sizeof(start), NULL, 0);
 	if (!ret)
-		ret = wait_reply(fd, err, sizeof(err));
+		ret = wait_reply(ch, err, sizeof(err));
+	if (ret && !err[0])
+		snprintf(err, sizeof(err), "greeting the destination: %s", strerror(-ret));
+	if (ret && ret != -ETIMEDOUT && !strstr(err, "refused")) {
+		size_t l = strlen(err);
+
+		/* A TLS destination drops what is not a handshake; in TLS 1.3 it checks our
+		 * certificate after we consider the handshake done. */
+		snprintf(err + l, sizeof(err) - l, "%s",
+			 m->tls.kind == MIG_TLS_INSECURE
+				 ? " (does the destination use --migration-tls?)"
+				 : " (did the destination refuse our TLS credentials?)");
+	}
 	if (ret)
 		goto out;
 
@@ -387,9 +379,9 @@ static void *migration_thread(void *arg)
 	put_le64(cfghdr, vm->mem.ram_size);
 	put_le64(cfghdr + 8, vm->cpuid_fingerprint);
 	put_le32(cfghdr + 16, (uint32_t)crc32(0, w.buf, (uInt)w.len));
-	ret = send_msg(fd, MSG_CONFIG, cfghdr, sizeof(cfghdr), w.buf, w.len);
+	ret = send_msg(ch, MSG_CONFIG, cfghdr, sizeof(cfghdr), w.buf, w.len);
 	if (!ret)
-		ret = wait_reply(fd, err, sizeof(err));
+		ret = wait_reply(ch, err, sizeof(err));
 	if (ret)
 		goto out;
 
@@ -421,9 +413,9 @@ static void *migration_thread(void *arg)
 				memset(bitmap, 0xff, words * 8);
 			}
 			free(vec);
-			ret = send_pages(vm, fd, bitmap, 0, total_pages, true, &sent);
+			ret = send_pages(vm, ch, bitmap, 0, total_pages, true, &sent);
 		} else {
-			ret = send_pages(vm, fd, bitmap, 0, total_pages, false, &sent);
+			ret = send_pages(vm, ch, bitmap, 0, total_pages, false, &sent);
 		}
 		if (ret) {
 			snprintf(err, sizeof(err), "sending memory: %s", strerror(-ret));
@@ -499,7 +491,7 @@ static void *migration_thread(void *arg)
 			bitmap[i] |= last[i];
 		free(last);
 	}
-	ret = send_pages(vm, fd, bitmap, 0, total_pages, false, &sent);
+	ret = send_pages(vm, ch, bitmap, 0, total_pages, false, &sent);
 	if (ret) {
 		snprintf(err, sizeof(err), "sending memory: %s", strerror(-ret));
 		goto out;
@@ -514,16 +506,16 @@ static void *migration_thread(void *arg)
 		uint8_t crc[4];
 
 		put_le32(crc, (uint32_t)crc32(0, w.buf, (uInt)w.len));
-		ret = send_msg(fd, MSG_STATE, crc, 4, w.buf, w.len);
+		ret = send_msg(ch, MSG_STATE, crc, 4, w.buf, w.len);
 	}
 	if (!ret)
-		ret = send_msg(fd, MSG_COMPLETE, NULL, 0, NULL, 0);
+		ret = send_msg(ch, MSG_COMPLETE, NULL, 0, NULL, 0);
 	if (ret) {
 		snprintf(err, sizeof(err), "sending the machine state: %s", strerror(-ret));
 		goto out;
 	}
 	sent += w.len;
-	ret = wait_reply(fd, err, sizeof(err));
+	ret = wait_reply(ch, err, sizeof(err));
 	if (ret)
 		goto out;
 
@@ -541,10 +533,10 @@ static void *migration_thread(void *arg)
 	vm_request_stop(vm, STOP_MIGRATED, EXIT_GUEST_OFF);
 	goto done;
 out:
-	if (fd >= 0 && ret != -EPIPE && ret != -ECONNRESET) {
+	if (connected && ret != -EPIPE && ret != -ECONNRESET) {
 		const char *why = err[0] ? err : "source failure";
 
-		send_msg(fd, MSG_ABANDON, why, strlen(why), NULL, 0);
+		send_msg(ch, MSG_ABANDON, why, strlen(why), NULL, 0);
 	}
 	if (logging) {
 		vm_set_memory_slots(vm, false);
@@ -566,17 +558,49 @@ out:
 done:
 	if (logging)
 		memory_dirty_stop(&vm->mem);
-	if (fd >= 0)
-		close(fd);
 	m->fd = -1;
+	if (chan.fd >= 0)
+		mig_chan_close(ch, connected);
 	tlv_writer_free(&w);
 	free(bitmap);
 	free(scratch);
 	return NULL;
 }
 
-int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms, char *err,
-		    size_t errlen)
+/* The credentials a migration uses: the command's, else `vireo run --migration-tls`; plain TCP
+ * only when asked for by name. */
+static int choose_tls(struct vm *vm, const char *tls, bool insecure, struct mig_tls_opts *o,
+		      char *err, size_t errlen)
+{
+	char path[MIG_TLS_PATH_MAX + 16];
+
+	if (tls && insecure) {
+		snprintf(err, errlen, "give tls or insecure, not both");
+		return -EINVAL;
+	}
+	if (!tls && !insecure)
+		tls = vm->cfg->migration_tls;
+	if (!tls && !insecure) {
+		snprintf(err, errlen,
+			 "migrations are encrypted and authenticated: give \"tls\": "
+			 "\"psk=FILE\" or \"x509=DIR\" (or start the VM with --migration-tls), or "
+			 "\"insecure\": true for plain TCP on a network you trust");
+		return -EINVAL;
+	}
+	if (mig_tls_parse(tls, o, err, errlen))
+		return -EINVAL;
+	/* Checked now so that a typo is refused at once, not later in migrate-status. */
+	snprintf(path, sizeof(path), "%s%s", o->path,
+		 o->kind == MIG_TLS_X509 ? "/ca-cert.pem" : "");
+	if (o->kind != MIG_TLS_INSECURE && access(path, R_OK) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms, const char *tls,
+		    bool insecure, char *err, size_t errlen)
 {
 	struct migration *m = &vm->migration;
 	enum mig_phase p;
@@ -597,6 +621,9 @@ int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms
 		snprintf(err, errlen, "'%s': expected tcp:HOST:PORT", uri);
 		return -EINVAL;
 	}
+	ret = choose_tls(vm, tls, insecure, &m->tls, err, errlen);
+	if (ret)
+		return ret;
 	if (m->thread_started) {
 		pthread_join(m->thread, NULL);
 		m->thread_started = false;
@@ -615,7 +642,10 @@ int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms
 		return -ret;
 	}
 	m->thread_started = true;
-	pr_info("migrating to %s:%s (max downtime %u ms)", m->host, m->port, m->max_downtime_ms);
+	pr_info("migrating to %s:%s (max downtime %u ms, %s)", m->host, m->port, m->max_downtime_ms,
+		m->tls.kind == MIG_TLS_PSK    ? "TLS 1.3 with a pre-shared key"
+		: m->tls.kind == MIG_TLS_X509 ? "TLS 1.3 with X.509 certificates"
+					      : "plain TCP (insecure)");
 	return 0;
 }
 
@@ -703,7 +733,7 @@ static int listen_on(const char *uri)
 
 /* One connection's handshake: START, then CONFIG. Returns 0, or -EPROTO for a peer that is not
  * a vireo source (the caller waits for another), or another -errno. */
-int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
+int migration_incoming_handshake(struct mig_chan *fd, struct vm_config *cfg, uint64_t *fp)
 {
 	static struct vmstate_config sc; /* strings live as long as the process (cfg points) */
 	uint8_t start[16], *buf = NULL;
@@ -715,7 +745,7 @@ int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
 	ret = recv_hdr(fd, &type, &len);
 	if (ret)
 		return ret == -ECONNRESET || ret == -ETIMEDOUT ? -EPROTO : ret;
-	if (type != MSG_START || len != sizeof(start) || recv_all(fd, start, sizeof(start)) ||
+	if (type != MSG_START || len != sizeof(start) || mig_chan_recv(fd, start, sizeof(start)) ||
 	    memcmp(start, MIG_MAGIC, 8)) {
 		pr_warn("--incoming: a connection that is not a vireo migration; waiting for "
 			"another");
@@ -745,7 +775,7 @@ int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *fp)
 	buf = malloc(len);
 	if (!buf)
 		return -ENOMEM;
-	ret = recv_all(fd, buf, len);
+	ret = mig_chan_recv(fd, buf, len);
 	if (ret)
 		goto out;
 	*fp = get_le64(buf + 8);
@@ -768,13 +798,37 @@ out:
 	return ret;
 }
 
-int migration_incoming_accept(struct vm_config *cfg, uint64_t *fp)
+/* The peer's address, for messages. */
+static void peer_name(int fd, char *buf, size_t len)
 {
-	int lfd = listen_on(cfg->incoming), fd, ret;
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char host[128], port[16];
 
+	if (getpeername(fd, (struct sockaddr *)&sa, &sl) ||
+	    getnameinfo((struct sockaddr *)&sa, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%s port %s", host, port);
+}
+
+int migration_incoming_accept(struct vm_config *cfg, uint64_t *fp, struct mig_chan *ch)
+{
+	struct mig_tls_opts tls;
+	char err[512], peer[160];
+	int lfd, fd, ret;
+
+	if (mig_tls_parse(cfg->migration_tls, &tls, err, sizeof(err))) {
+		pr_err("--migration-tls %s", err);
+		return -EINVAL;
+	}
+	lfd = listen_on(cfg->incoming);
 	if (lfd < 0)
 		return lfd;
-	pr_info("waiting for a migration on %s", cfg->incoming + 4);
+	pr_info("waiting for a migration on %s (%s)", cfg->incoming + 4,
+		tls.kind == MIG_TLS_INSECURE ? "plain TCP: anyone who reaches it can send a VM"
+					     : "TLS 1.3");
 	for (;;) {
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -785,12 +839,25 @@ int migration_incoming_accept(struct vm_config *cfg, uint64_t *fp)
 			break;
 		}
 		set_timeouts(fd);
-		ret = migration_incoming_handshake(fd, cfg, fp);
-		if (ret == 0) {
-			close(lfd);
-			return fd;
+		peer_name(fd, peer, sizeof(peer));
+		ret = mig_chan_server(ch, fd, &tls, err, sizeof(err));
+		if (ret == -EPROTO || ret == -ETIMEDOUT) {
+			/* Not authenticated: nothing it sent is looked at. */
+			pr_warn("--incoming: refused %s: %s; waiting for another source", peer,
+				err);
+			continue;
 		}
-		close(fd);
+		if (ret) {
+			pr_err("--incoming: %s", err);
+			break;
+		}
+		ret = migration_incoming_handshake(ch, cfg, fp);
+		if (ret == 0) {
+			pr_info("--incoming: migration from %s", peer);
+			close(lfd);
+			return 0;
+		}
+		mig_chan_close(ch, false);
 		if (ret != -EPROTO)
 			break;
 	}
@@ -798,7 +865,7 @@ int migration_incoming_accept(struct vm_config *cfg, uint64_t *fp)
 	return ret;
 }
 
-int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
+int migration_incoming_receive(struct vm *vm, struct mig_chan *fd, uint64_t fp)
 {
 	char err[256] = "";
 	uint8_t *state = NULL;
@@ -832,7 +899,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 				ret = -EPROTO;
 				goto out;
 			}
-			ret = recv_all(fd, off, 8);
+			ret = mig_chan_recv(fd, off, 8);
 			o = get_le64(off);
 			if (!ret &&
 			    (o % PAGE || o > vm->mem.ram_size || len - 8 > vm->mem.ram_size - o)) {
@@ -841,7 +908,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 				goto out;
 			}
 			if (!ret)
-				ret = recv_all(fd, vm->mem.base + o, len - 8);
+				ret = mig_chan_recv(fd, vm->mem.base + o, len - 8);
 			if (ret) {
 				snprintf(err, sizeof(err), "receiving memory: %s", strerror(-ret));
 				goto out_quiet;
@@ -858,7 +925,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 				ret = -ENOMEM;
 				goto out;
 			}
-			ret = recv_all(fd, state, len);
+			ret = mig_chan_recv(fd, state, len);
 			if (ret) {
 				snprintf(err, sizeof(err), "receiving state: %s", strerror(-ret));
 				goto out_quiet;
@@ -898,7 +965,7 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 			char why[256];
 			size_t n = MIN(len, sizeof(why) - 1);
 
-			if (recv_all(fd, why, n) == 0) {
+			if (mig_chan_recv(fd, why, n) == 0) {
 				why[n] = 0;
 				snprintf(err, sizeof(err),
 					 "the source abandoned the migration: %.200s", why);
@@ -923,13 +990,13 @@ int migration_incoming_receive(struct vm *vm, int fd, uint64_t fp)
 	pr_info("migration received: %" PRIu64 " MiB of memory, state loaded in %.1f ms",
 		pages * PAGE >> 20, mono_ms() - t_state);
 	free(state);
-	close(fd);
+	mig_chan_close(fd, true);
 	return 0;
 out:
 	send_reply(fd, ret, err[0] ? err : strerror(-ret));
 out_quiet:
 	pr_err("incoming migration failed: %s", err[0] ? err : strerror(-ret));
 	free(state);
-	close(fd);
+	mig_chan_close(fd, false);
 	return ret ? ret : -EPROTO;
 }

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "migtls.h"
+
 #define MIG_PROTOCOL_VERSION 1u
 #define MIG_DEFAULT_MAX_DOWNTIME_MS 300
 #define MIG_MAX_ROUNDS 30
@@ -50,14 +52,17 @@ struct migration {
 	int fd;
 	char host[256], port[16];
 	unsigned int max_downtime_ms;
+	struct mig_tls_opts tls;
 };
 
 const char *mig_phase_name(enum mig_phase p);
 void migration_init(struct migration *m);
-/* Starts migrating vm to uri ("tcp:HOST:PORT"). Returns 0 or -errno with the reason in err
- * (-EBUSY when one is already running). */
-int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms, char *err,
-		    size_t errlen);
+/* Starts migrating vm to uri ("tcp:HOST:PORT") over TLS with the credentials tls ("psk=FILE",
+ * "x509=DIR"; NULL: the VM's --migration-tls), or over plain TCP when insecure. Returns 0 or
+ * -errno with the reason in err (-EBUSY when one is already running, -EINVAL without
+ * credentials and without insecure). */
+int migration_start(struct vm *vm, const char *uri, unsigned int max_downtime_ms, const char *tls,
+		    bool insecure, char *err, size_t errlen);
 int migration_cancel(struct vm *vm);
 void migration_get_status(struct vm *vm, struct mig_status *st);
 /* True while the migration owns the pause state (stop-copy): pause, resume and snapshot wait. */
@@ -65,16 +70,19 @@ bool migration_busy(struct vm *vm);
 /* Joins the thread at VM teardown. */
 void migration_finish(struct vm *vm);
 
-/* Destination: waits on cfg->incoming for a source, takes its configuration into cfg and
- * returns the connection. A connection that does not start with the protocol's greeting is
- * dropped and the wait goes on. Returns the fd or -errno. */
-int migration_incoming_accept(struct vm_config *cfg, uint64_t *cpuid_fingerprint);
-/* The handshake on one accepted connection fd (START, then CONFIG into cfg). Returns 0, -EPROTO
- * for a peer that is not a vireo source, or another -errno. Exposed for the fuzzer, which feeds
- * it a socketpair. */
-int migration_incoming_handshake(int fd, struct vm_config *cfg, uint64_t *cpuid_fingerprint);
+/* Destination: waits on cfg->incoming for a source, authenticates it (--migration-tls; plain
+ * TCP with --insecure-migration), takes its configuration into cfg and returns the connection
+ * in ch. A peer that fails the TLS handshake or does not start with the protocol's greeting is
+ * dropped and the wait goes on. Returns 0 or -errno. */
+int migration_incoming_accept(struct vm_config *cfg, uint64_t *cpuid_fingerprint,
+			      struct mig_chan *ch);
+/* The handshake on one connection that is already authenticated (START, then CONFIG into cfg).
+ * Returns 0, -EPROTO for a peer that is not a vireo source, or another -errno. Exposed for the
+ * fuzzer, which feeds it a socketpair as a plain-TCP channel. */
+int migration_incoming_handshake(struct mig_chan *ch, struct vm_config *cfg,
+				 uint64_t *cpuid_fingerprint);
 /* Destination, after vm_create: receives memory and state into vm, loads it and acknowledges.
- * Returns 0 (the guest can run) or -errno after telling the source. Closes fd. */
-int migration_incoming_receive(struct vm *vm, int fd, uint64_t cpuid_fingerprint);
+ * Returns 0 (the guest can run) or -errno after telling the source. Closes ch. */
+int migration_incoming_receive(struct vm *vm, struct mig_chan *ch, uint64_t cpuid_fingerprint);
 
 #endif

@@ -173,6 +173,7 @@ static void free_config(struct vm_config *c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vm_config c;
+	struct mig_chan ch;
 	struct feed feed;
 	pthread_t t;
 	uint64_t fp = 0;
@@ -198,10 +199,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The handshake keeps the configuration's strings in a static struct for the process's
 	 * lifetime; a second handshake in one process (only here) drops the first one's. */
 	__lsan_disable();
-	ret = migration_incoming_handshake(sv[0], &c, &fp);
+	/* A plain-TCP channel: what an authenticated peer (or --insecure-migration) reaches. */
+	ch = (struct mig_chan){ .fd = sv[0], .kind = MIG_TLS_INSECURE };
+	ret = migration_incoming_handshake(&ch, &c, &fp);
 	__lsan_enable();
 	if (ret == 0)
-		migration_incoming_receive(&vm, sv[0], fp); /* closes sv[0] */
+		migration_incoming_receive(&vm, &ch, fp); /* closes sv[0] */
 	else
 		close(sv[0]);
 	/* The writer may be blocked on a full socket: closing our end wakes it. */

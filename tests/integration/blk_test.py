@@ -241,11 +241,13 @@ def migration_part(snap, tmp):
         src.run("mount -t ext4 /dev/vda /mnt && echo src > /mnt/m && sync", timeout=300)
         # The destination names the images itself: the same files (shared storage).
         dst = SlowGuest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900", "-v",
+                                "--insecure-migration",
                                 "--disk", os.path.join(dm, "disk0.snap.r1.qcow2"),
                                 "--disk", devices_disks(snap)[3]],
                     os.path.join(WORK, "blk-migrate-dst-console.log"))
         time.sleep(1)
-        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                           "insecure": True})
         check("migration with a disk starts", r.get("ok") is True, str(r)[:300])
         code = src.wait_exit(300)
         check("the source exits once the destination runs the guest", code == 0,

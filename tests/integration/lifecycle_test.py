@@ -81,10 +81,11 @@ def main():
         sock_d = os.path.join(tmp, "doomed.sock")
         port = free_port()
         doomed = Guest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--api-sock", sock_d,
-                               "--timeout", "900"])
+                               "--timeout", "900", "--insecure-migration"])
         time.sleep(0.5)
         before_b = counter(b)
-        r = request(sock_b, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+        r = request(sock_b, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                             "insecure": True})
         phase = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and phase not in ("precopy", "completed", "failed"):
@@ -109,12 +110,18 @@ def main():
         check("... and the source guest keeps running", out == "B" and after_b > before_b and
               b.proc.poll() is None, f"{out!r}, counter {before_b} -> {after_b}")
 
-        # Live migration of A over loopback.
+        # Live migration of A over loopback, TLS with a pre-shared key.
         port = free_port()
-        dst = Guest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900"])
+        psk = os.path.join(tmp, "mig.psk")
+        with open(psk, "w") as f:
+            f.write("vireo:" + os.urandom(32).hex() + "\n")
+        os.chmod(psk, 0o600)
+        dst = Guest(VIREO, ["--incoming", f"tcp:127.0.0.1:{port}", "--timeout", "900",
+                            "--migration-tls", "psk=" + psk])
         time.sleep(0.5)
         before = counter(a)
-        r = request(sock_a, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
+        r = request(sock_a, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                             "tls": "psk=" + psk})
         check("migrate accepted", r.get("ok") is True, str(r))
         last = {}
         deadline = time.monotonic() + 300

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Snapshot, restore and live migration on the counter payload (a PIT-driven counter printed
 over the serial port): the counter goes on from where it was after a restore and after a
-migration; two restores of one snapshot run side by side; bad snapshot files and bad migration
-peers get clear errors and lose nothing.
+migration (TLS with a pre-shared key, TLS with X.509 certificates, plain TCP asked for by name);
+two restores of one snapshot run side by side; bad snapshot files, peers that cannot
+authenticate and bad migration peers get clear errors and lose nothing.
 Usage: state_test.py VIREO PAYLOAD_DIR"""
 import json
 import os
@@ -219,9 +220,163 @@ def fake_destination(port, behaviour, log):
     return t
 
 
-def migration_tests(tmp):
+def make_psk(path):
+    with open(path, "w") as f:
+        f.write("vireo:" + os.urandom(32).hex() + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def make_x509(d):
+    """A CA and a server and a client certificate for 127.0.0.1 (QEMU's tls-creds layout)."""
+    os.makedirs(d)
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", f"{d}/ca-key.pem", "-out", f"{d}/ca-cert.pem",
+         "-days", "2", "-subj", "/CN=vireo test CA")
+    with open(f"{d}/ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    for who in ("server", "client"):
+        ossl("req", *ec, "-keyout", f"{d}/{who}-key.pem", "-out", f"{d}/{who}.csr",
+             "-subj", f"/CN={who}")
+        ossl("x509", "-req", "-in", f"{d}/{who}.csr", "-CA", f"{d}/ca-cert.pem", "-CAkey",
+             f"{d}/ca-key.pem", "-CAcreateserial", "-out", f"{d}/{who}-cert.pem", "-days", "2",
+             "-extfile", f"{d}/ext")
+    return d
+
+
+def wait_failed(sock):
+    return wait_until(lambda: (lambda x: x if x.get("phase") == "failed" else None)(
+        request(sock, {"cmd": "migrate-status"})))
+
+
+def migrate_and_check(name, dst_args, migrate_args, tmp, tag):
+    """Migrates a counter VM to a destination; the counter must go on there."""
     port = free_port()
-    d, _, out_d = run(["--incoming", f"tcp:127.0.0.1:{port}"], tmp, "dst", sock=False)
+    d, _, out_d = run(["--incoming", f"tcp:127.0.0.1:{port}"] + dst_args, tmp, "dst" + tag,
+                      sock=False)
+    s, sock, out_s = run(["--payload", COUNTER], tmp, "msrc" + tag)
+    try:
+        wait_for_path(sock)
+        wait_port(port)
+        wait_until(lambda: len(ticks(out_s)) >= 4)
+        r = request(sock, dict({"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"},
+                               **migrate_args))
+        check(f"{name}: migrate starts", r.get("ok") is True, str(r))
+        code = s.wait(60)
+        before = ticks(out_s)
+        check(f"{name}: the source exits 0 once the destination runs the guest", code == 0,
+              f"status {code}")
+        after = wait_until(lambda: len(ticks(out_d)) >= 3 and ticks(out_d))
+        check(f"{name}: the counter goes on at the destination",
+              bool(after) and bool(before) and before[-1] <= after[0] <= before[-1] + 3 and
+              after == sorted(after), f"source ended at {before[-1] if before else None}, "
+              f"destination {after[:3] if after else after}")
+    finally:
+        err_s = stop(s)
+        err_d = stop(d)
+    check(f"{name}: the destination said it received the guest",
+          "migration received" in err_d, err_d.strip()[-300:])
+    return err_s, err_d
+
+
+def tls_refusals(tmp, psk, x509):
+    """A TLS destination keeps waiting through peers that cannot authenticate; their
+    migrations fail with the reason and the source VM runs on."""
+    port = free_port()
+    d, _, _ = run(["--incoming", f"tcp:127.0.0.1:{port}", "--migration-tls", "psk=" + psk],
+                  tmp, "dsttls", sock=False)
+    s, sock, out_s = run(["--payload", COUNTER], tmp, "msrctls")
+    try:
+        wait_for_path(sock)
+        check("TLS destination listens", wait_port(port))
+        g = socket.create_connection(("127.0.0.1", port))
+        g.sendall(struct.pack("<IIQ", 1, 0, 16) + b"VIREOMIG" + struct.pack("<II", 1, 1))
+        g.settimeout(10)
+        try:
+            rep = g.recv(64)
+        except OSError:
+            rep = b""
+        g.close()
+        check("a plain-TCP source gets no protocol answer from a TLS destination",
+              b"ready" not in rep and d.poll() is None, repr(rep))
+        wait_until(lambda: len(ticks(out_s)) >= 2)
+        uri = f"tcp:127.0.0.1:{port}"
+        r = request(sock, {"cmd": "migrate", "uri": uri})
+        check("migrate without tls or insecure is refused with the reason",
+              r.get("ok") is False and "insecure" in r.get("error", "") and
+              "psk=FILE" in r.get("error", ""), str(r))
+        wrong = make_psk(os.path.join(tmp, "wrong.psk"))
+        for what, args, expect in (
+                ("a wrong pre-shared key", {"tls": "psk=" + wrong}, "TLS handshake"),
+                ("plain TCP", {"insecure": True}, "--migration-tls"),
+                ("X.509 instead of a key", {"tls": "x509=" + x509}, "TLS handshake")):
+            r = request(sock, dict({"cmd": "migrate", "uri": uri}, **args))
+            st = wait_failed(sock)
+            check(f"source with {what}: refused, says why", r.get("ok") is True and bool(st)
+                  and expect in st.get("error", ""), f"{r} {st}")
+        open(os.path.join(tmp, "loose.psk"), "w").write("vireo:" + "ab" * 32 + "\n")
+        os.chmod(os.path.join(tmp, "loose.psk"), 0o644)
+        r = request(sock, {"cmd": "migrate", "uri": uri,
+                           "tls": "psk=" + os.path.join(tmp, "loose.psk")})
+        st = wait_failed(sock)
+        check("a key file other users can read is refused", bool(st) and "other users" in
+              st.get("error", ""), f"{r} {st}")
+        n = len(ticks(out_s))
+        check("... the destination is still waiting and the source runs on",
+              d.poll() is None and wait_until(lambda: len(ticks(out_s)) > n + 1))
+    finally:
+        stop(s)
+        err_d = stop(d)
+    check("the destination logged each refused peer",
+          err_d.count("refused 127.0.0.1") >= 4, err_d.strip()[-400:])
+
+    # X.509: a client certificate from another CA is refused by the destination.
+    other = make_x509(os.path.join(tmp, "x509-other"))
+    mixed = os.path.join(tmp, "x509-mixed")
+    os.makedirs(mixed)
+    shutil.copy(os.path.join(x509, "ca-cert.pem"), mixed)
+    for f in ("client-cert.pem", "client-key.pem"):
+        shutil.copy(os.path.join(other, f), mixed)
+    port = free_port()
+    d, _, _ = run(["--incoming", f"tcp:127.0.0.1:{port}", "--migration-tls", "x509=" + x509],
+                  tmp, "dstx", sock=False)
+    s, sock, _ = run(["--payload", COUNTER], tmp, "msrcx")
+    try:
+        wait_for_path(sock)
+        wait_port(port)
+        for what, creds in (("a client certificate of another CA", mixed),
+                            ("a destination certificate of another CA", other)):
+            request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                           "tls": "x509=" + creds})
+            st = wait_failed(sock)
+            check(f"X.509 with {what}: refused", bool(st) and "TLS" in st.get("error", ""),
+                  str(st.get("error") if st else st))
+        check("... the X.509 destination is still waiting", d.poll() is None)
+    finally:
+        stop(s)
+        err_d = stop(d)
+    check("... and logged both refusals", err_d.count("refused 127.0.0.1") >= 2 and
+          "certificate" in err_d,
+          err_d.strip()[-600:])
+
+
+def migration_tests(tmp):
+    psk = make_psk(os.path.join(tmp, "mig.psk"))
+    x509 = make_x509(os.path.join(tmp, "x509"))
+    tls_refusals(tmp, psk, x509)
+    _, err_d = migrate_and_check("TLS with a pre-shared key", ["--migration-tls", "psk=" + psk],
+                                 {"tls": "psk=" + psk}, tmp, "psk")
+    check("... the destination said it was TLS", "(TLS 1.3)" in err_d, err_d.strip()[-300:])
+    migrate_and_check("TLS with X.509 certificates", ["--migration-tls", "x509=" + x509],
+                      {"tls": "x509=" + x509}, tmp, "x509")
+
+    # Plain TCP, asked for by name on both sides; garbage and a newer protocol on the way.
+    port = free_port()
+    d, _, out_d = run(["--incoming", f"tcp:127.0.0.1:{port}", "--insecure-migration"], tmp,
+                      "dst", sock=False)
     s, sock, out_s = run(["--payload", COUNTER], tmp, "msrc")
     try:
         wait_for_path(sock)
@@ -244,8 +399,8 @@ def migration_tests(tmp):
               rep[:4] == struct.pack("<I", 100) and b"newer" in rep, repr(rep))
 
         wait_until(lambda: len(ticks(out_s)) >= 4)
-        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
-        check("migrate starts", r.get("ok") is True, str(r))
+        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "insecure": True})
+        check("insecure migrate starts", r.get("ok") is True, str(r))
         code = s.wait(60)
         before = ticks(out_s)
         check("the source exits 0 once the destination runs the guest", code == 0,
@@ -267,18 +422,17 @@ def migration_tests(tmp):
         wait_for_path(sock)
         wait_until(lambda: len(ticks(out_s)) >= 2)
         port = free_port()
-        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
-        st = wait_until(lambda: (lambda x: x if x.get("phase") == "failed" else None)(
-            request(sock, {"cmd": "migrate-status"})))
+        r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}", "insecure": True})
+        st = wait_failed(sock)
         check("no destination listening: migration fails, says why",
               bool(st) and "connect" in st.get("error", ""), str(st))
         for behaviour, expect in (("refuse", "refused"), ("die", "")):
             port = free_port()
             log = []
             t = fake_destination(port, behaviour, log)
-            r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}"})
-            st = wait_until(lambda: (lambda x: x if x.get("phase") == "failed" else None)(
-                request(sock, {"cmd": "migrate-status"})))
+            r = request(sock, {"cmd": "migrate", "uri": f"tcp:127.0.0.1:{port}",
+                               "insecure": True})
+            st = wait_failed(sock)
             t.join(5)
             check(f"destination that {behaviour}s: the migration fails with a reason",
                   bool(st) and expect in st.get("error", "") and bool(st.get("error")),
@@ -290,11 +444,15 @@ def migration_tests(tmp):
               str(st))
         r = request(sock, {"cmd": "migrate-cancel"})
         check("migrate-cancel with nothing to cancel is refused", r.get("ok") is False, str(r))
-        r = request(sock, {"cmd": "migrate", "uri": "udp:1.2.3.4"})
+        r = request(sock, {"cmd": "migrate", "uri": "udp:1.2.3.4", "insecure": True})
         check("a bad migration URI is refused", r.get("ok") is False and "tcp:" in
               r.get("error", ""), str(r))
     finally:
         stop(s)
+
+    r = vireo_run(["--incoming", "tcp:127.0.0.1:1"])
+    check("--incoming without --migration-tls or --insecure-migration is a usage error",
+          r.returncode == 2 and "--insecure-migration" in r.stderr, r.stderr.strip())
 
 
 with tempfile.TemporaryDirectory() as tmp:

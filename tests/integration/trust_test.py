@@ -5,9 +5,11 @@ files, sockets or ports the receiving vireo uses.
 
 1. A 40-line "source" speaks the migration protocol and sends a configuration whose disk is a
    user's ~/.ssh/authorized_keys (read-write, raw), whose virtio-console appends to ~/.bashrc,
-   whose vsock sockets live in ~/.ssh and whose NIC forwards a port on 0.0.0.0. The destination
-   refuses it when its command line does not give those devices (with the reason), and when it
-   does, builds the machine on its own files; the user's files are untouched either way.
+   whose vsock sockets live in ~/.ssh and whose NIC forwards a port on 0.0.0.0. A destination
+   with --migration-tls drops it before reading a byte of the protocol. With
+   --insecure-migration the destination refuses it when its command line does not give those
+   devices (with the reason), and when it does, builds the machine on its own files; the user's
+   files are untouched every time.
 2. A snapshot whose state.vireo was rewritten to name the same files: refused without --disk,
    and restored on the command line's image and console with them.
 Usage: trust_test.py VIREO PAYLOAD_DIR"""
@@ -138,8 +140,12 @@ def wait_port(port, timeout=30):
 
 
 def destination(port, *args):
+    """A destination that takes plain TCP unless args say --migration-tls."""
+    args = list(args)
+    if not any(a.startswith("--migration-tls") for a in args):
+        args.append("--insecure-migration")
     return subprocess.Popen([VIREO, "run", "--incoming", f"tcp:127.0.0.1:{port}",
-                             "--console", "none", "--timeout", "60"] + list(args),
+                             "--console", "none", "--timeout", "60"] + args,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -154,6 +160,34 @@ def hostile_migration(tmp):
     home = make_home(tmp)
     before = snapshot_of_home(home)
     fwd = free_port()
+
+    # A TLS destination: the script cannot even start (it has no key); dropped, the wait goes on.
+    psk = os.path.join(tmp, "k.psk")
+    with open(psk, "w") as f:
+        f.write("vireo:" + os.urandom(32).hex() + "\n")
+    os.chmod(psk, 0o600)
+    mine0 = os.path.join(tmp, "mine0.raw")
+    with open(mine0, "wb") as f:
+        f.truncate(1 << 20)
+    port = free_port()
+    d = destination(port, "--migration-tls", "psk=" + psk, "--disk", mine0, "--virtio-console",
+                    "file:" + os.path.join(tmp, "mine0.vc"), "--vsock", "cid=3",
+                    "--net", "user")
+    try:
+        wait_port(port)
+        try:
+            st, text, _ = hostile_source(port, home, fwd)
+        except OSError as e:
+            st, text = None, str(e).encode()
+        time.sleep(0.5)
+        check("hostile source, TLS destination: dropped before the protocol, the wait goes on",
+              st is None and d.poll() is None, f"{st} {text[:200]!r}")
+    finally:
+        err = stop(d)
+    check("... and the destination says why", "refused 127.0.0.1" in err and "TLS" in err,
+          err.strip()[-300:])
+    check("... the user's files are untouched and nothing was created",
+          snapshot_of_home(home) == before, str(sorted(snapshot_of_home(home))))
 
     # The destination gives no disk, console, vsock or NIC: the configuration does not fit.
     port = free_port()

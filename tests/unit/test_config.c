@@ -317,6 +317,49 @@ static void test_profile(void **state)
 	assert_string_equal(cfg.profile, "/tmp/p.txt");
 }
 
+/* --incoming takes a source only over TLS unless plain TCP is asked for by name; the images and
+ * backends of a restored or migrated VM come from the command line. */
+static void test_migration_trust(void **state)
+{
+	(void)state;
+	assert_int_equal(parse("--incoming", "tcp:0.0.0.0:4444", NULL), -EINVAL);
+	assert_err_contains("--migration-tls");
+	assert_err_contains("--insecure-migration");
+	assert_int_equal(parse("--incoming", "tcp:0.0.0.0:4444", "--migration-tls", "psk=/k", NULL),
+			 0);
+	assert_string_equal(cfg.migration_tls, "psk=/k");
+	assert_false(cfg.insecure_migration);
+	assert_int_equal(parse("--incoming", "tcp:h:1", "--migration-tls", "x509=/etc/pki", NULL),
+			 0);
+	assert_int_equal(parse("--incoming", "tcp:h:1", "--insecure-migration", NULL), 0);
+	assert_true(cfg.insecure_migration);
+	assert_null(cfg.migration_tls);
+	assert_int_equal(parse("--incoming", "tcp:h:1", "--insecure-migration", "--migration-tls",
+			       "psk=/k", NULL),
+			 -EINVAL);
+	assert_err_contains("not both");
+	assert_int_equal(parse("--incoming", "tcp:h:1", "--migration-tls", "psk=", NULL), -EINVAL);
+	assert_int_equal(parse("--incoming", "tcp:h:1", "--migration-tls", "key=/k", NULL),
+			 -EINVAL);
+	assert_err_contains("psk=FILE or x509=DIR");
+	/* Plain TCP is a destination's choice; a source says so on its migrate command. */
+	assert_int_equal(parse("--kernel", "k", "--insecure-migration", NULL), -EINVAL);
+	assert_err_contains("only applies to --incoming");
+	/* A source's default credentials. */
+	assert_int_equal(parse("--kernel", "k", "--migration-tls", "psk=/k", NULL), 0);
+	/* Host resources are not machine options. */
+	assert_int_equal(parse("--restore", "d", "--disk", "/img/a.qcow2", "--disk",
+			       "/img/b,readonly", "--net", "user", NULL),
+			 0);
+	assert_int_equal(cfg.ndisks, 2);
+	free((char *)cfg.disks[0].path);
+	free((char *)cfg.disks[1].path);
+	assert_int_equal(
+		parse("--incoming", "tcp:h:1", "--insecure-migration", "--disk", "/img/a", NULL),
+		0);
+	free((char *)cfg.disks[0].path);
+}
+
 static void test_timeout(void **state)
 {
 	(void)state;
@@ -421,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_cpu_features),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_migration_trust),
 		cmocka_unit_test(test_reparse_is_independent),
 		cmocka_unit_test(test_reparse_after_short_option_cluster),
 	};
