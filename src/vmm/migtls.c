@@ -34,8 +34,13 @@
 #define PSK_IDENT_MAX 128
 #define PSK_FILE_MAX 65536
 
-static const char prio_psk[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK";
-static const char prio_x509[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+/* AES-GCM first: with AES-NI it is several times faster than ChaCha20, which GnuTLS would
+ * otherwise pick on some CPUs, and a migration is bulk data. */
+#define PRIO_BASE                                                 \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:" \
+	"+AES-256-GCM:+CHACHA20-POLY1305"
+static const char prio_psk[] = PRIO_BASE ":-KX-ALL:+ECDHE-PSK:+DHE-PSK";
+static const char prio_x509[] = PRIO_BASE;
 
 struct psk_key {
 	char ident[PSK_IDENT_MAX + 1];
@@ -303,7 +308,8 @@ static int handshake(struct mig_chan *c, int fd, const struct mig_tls_opts *o, c
 	c->server = server;
 	if (o->kind == MIG_TLS_INSECURE)
 		return 0;
-	r = gnutls_init(&s, server ? GNUTLS_SERVER : GNUTLS_CLIENT);
+	/* One connection per migration: no session tickets to resume from. */
+	r = gnutls_init(&s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS);
 	c->session = r < 0 ? NULL : s;
 	if (r < 0) {
 		snprintf(err, errlen, "TLS: %s", gnutls_strerror(r));
@@ -352,6 +358,12 @@ static int handshake(struct mig_chan *c, int fd, const struct mig_tls_opts *o, c
 		snprintf(err, errlen, "TLS handshake: %s", why);
 		ret = r == GNUTLS_E_AGAIN ? -ETIMEDOUT : -EPROTO;
 		goto err;
+	}
+	{
+		char *desc = gnutls_session_get_desc(c->session);
+
+		pr_info("migration: TLS session %s", desc ? desc : "?");
+		gnutls_free(desc);
 	}
 	return 0;
 err:
