@@ -139,6 +139,26 @@ static int match_disks(const struct tlv_section *s, struct vm_config *cfg, char 
 	return 0;
 }
 
+/* The MAC a saved --net option gave NIC index: its mac= (looked up alone, so that an option
+ * this vireo does not know does not hide it), else the default. */
+static void saved_mac(const char *spec, unsigned int index, uint8_t mac[6])
+{
+	const char *p = spec;
+
+	net_default_mac(index, mac);
+	while ((p = strstr(p, "mac="))) {
+		char buf[24];
+
+		if (p == spec || p[-1] == ',') {
+			snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(p + 4, ","), p + 4);
+			if (!net_parse_mac(buf, mac))
+				return;
+			net_default_mac(index, mac);
+		}
+		p += 4;
+	}
+}
+
 /* The saved NICs against the --net options: as many, and a MAC given on the command line must
  * be the one the guest knows (the device's state keeps the saved MAC). The saved backends
  * (user networking with its port forwards, tap names) are not used. */
@@ -176,15 +196,15 @@ static int match_nets(const struct tlv_section *s, struct vm_config *cfg, char *
 		goto out;
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		struct net_spec old, cur;
+		struct net_spec cur;
+		uint8_t old[6];
 		char a[18], b[18];
 
 		if (net_parse_spec(cfg->net[i], &cur, msg, sizeof(msg)) || !cur.mac_set)
 			continue;
-		if (net_parse_spec(nic[i], &old, msg, sizeof(msg)) || !old.mac_set)
-			net_default_mac(i, old.mac);
-		if (memcmp(old.mac, cur.mac, 6)) {
-			net_format_mac(old.mac, a);
+		saved_mac(nic[i], i, old);
+		if (memcmp(old, cur.mac, 6)) {
+			net_format_mac(old, a);
 			net_format_mac(cur.mac, b);
 			snprintf(err, errlen,
 				 "NIC %u: the saved VM's MAC address is %s, --net says %s", i, a,

@@ -224,6 +224,22 @@ static void test_nic_mac(void **state)
 	assert_int_equal(parse_read(&w, "--net", "tap=t0,mac=02:00:00:00:00:09", NULL), 0);
 	assert_string_equal(cfg.net[0], "tap=t0,mac=02:00:00:00:00:09");
 	tlv_writer_free(&w);
+
+	/* A saved option this vireo does not know still gives its MAC; none gives the default. */
+	tlv_writer_init(&w);
+	size_t start = tlv_section_begin(&w, SECTION_CONFIG, 0, 1, 1);
+	tlv_put_u64(&w, CFG_T_MEM_SIZE, 64 * MIB);
+	tlv_put_u32(&w, CFG_T_NCPUS, 1);
+	put_str(&w, CFG_T_NET, "user,future=1,mac=02:00:00:00:00:07\ntap=t9");
+	tlv_section_end(&w, start);
+	assert_int_equal(parse_read(&w, "--net", "user,mac=02:00:00:00:00:07", "--net",
+				    "user,mac=52:54:00:12:34:57", NULL),
+			 0);
+	assert_int_equal(
+		parse_read(&w, "--net", "user", "--net", "user,mac=52:54:00:12:34:56", NULL),
+		-EINVAL);
+	assert_err_contains("NIC 1");
+	tlv_writer_free(&w);
 }
 
 static void test_malformed_disks(void **state)
