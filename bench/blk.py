@@ -20,7 +20,7 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "build"))
 sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
-from guest import Guest, linux_snapshot_devices  # noqa: E402
+from guest import Guest, devices_disks, linux_snapshot_devices  # noqa: E402
 
 VIREO = os.path.join(build, "vireo")
 BLKIO = os.path.join(build, "tests", "blkio")
@@ -45,7 +45,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vireo-bench-blk-", dir=build)
     rows = []
     try:
-        g = Guest(VIREO, ["--restore", snap, "--overlay-dir", tmp, "--timeout", "1200"])
+        g = Guest(VIREO, ["--restore", snap, "--overlay-dir", tmp, "--timeout", "1200"] +
+                  devices_disks(snap))
         try:
             cmds = {
                 "seq-write (allocating)": f"dd if=/dev/zero of=/dev/vda bs=1M count={MB} "
