@@ -105,8 +105,11 @@ def snapshot_tests(tmp):
     try:
         wait_for_path(sock)
         wait_until(lambda: len(ticks(out)) >= 5)
-        r = request(sock, {"cmd": "snapshot", "path": snap})
+        # Left paused, so that the last tick on the console is the snapshot's (a resumed
+        # source can print more before this reads the file, slowly under emulation).
+        r = request(sock, {"cmd": "snapshot", "path": snap, "paused": True})
         at = ticks(out)[-1]
+        request(sock, {"cmd": "resume"})
         check("snapshot of a running VM answers ok", r.get("ok") is True, str(r))
         st = os.stat(os.path.join(snap, "memory.raw"))
         check("memory file has the size of RAM and is sparse",
@@ -139,9 +142,12 @@ def snapshot_tests(tmp):
         check("restored counter continues where the snapshot was",
               bool(ta) and at <= ta[0] <= at + 2 and ta == sorted(ta),
               f"snapshot at {at:#x}, restored {ta[:3] if ta else ta}")
+        # The payload prints when its interrupt count is a multiple of 10 as it wakes up; a
+        # restored PIT can deliver two interrupts before it looks, so a restore may skip one.
         check("two restores of one snapshot run side by side",
               bool(ta) and bool(tb) and a.poll() is None and b.poll() is None and
-              tb[0] == ta[0], f"{ta[:3] if ta else ta} / {tb[:3] if tb else tb}")
+              at <= tb[0] <= at + 2 and abs(tb[0] - ta[0]) <= 1,
+              f"snapshot at {at:#x}: {ta[:3] if ta else ta} / {tb[:3] if tb else tb}")
     finally:
         err_a = stop(a)
         stop(b)
