@@ -229,7 +229,8 @@ static void pit_codec(struct codec *c, struct kvm_pit_state2 *pit, int64_t now)
 				&ch->read_state,    &ch->write_state,	 &ch->write_latch,
 				&ch->rw_mode,	    &ch->mode,		 &ch->bcd,
 				&ch->gate };
-		__u64 rel = (__u64)(ch->count_load_time - now);
+		/* Unsigned: a saved offset may be anything, and signed overflow is undefined. */
+		__u64 rel = (__u64)ch->count_load_time - (__u64)now;
 
 		c32(c, &ch->count);
 		c16(c, &ch->latched_count);
@@ -237,7 +238,7 @@ static void pit_codec(struct codec *c, struct kvm_pit_state2 *pit, int64_t now)
 			c8(c, f[k]);
 		c64(c, &rel);
 		if (c->dec)
-			ch->count_load_time = now + (int64_t)rel;
+			ch->count_load_time = (int64_t)((__u64)now + rel);
 	}
 	c32(c, &pit->flags);
 }
