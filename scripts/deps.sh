@@ -9,6 +9,7 @@ PKGS=(build-essential meson ninja-build pkg-config libcmocka-dev libjson-c-dev c
 PKGS+=(libcurl4-openssl-dev) # vireo vm|task|token|host: the API client
 PKGS+=(libsqlite3-dev libmicrohttpd-dev) # vireod
 PKGS+=(libgnutls28-dev python3-yaml python3-jsonschema python3-websocket) # vireod TLS and vireo run's migration TLS; tests/api
+PKGS+=(libseccomp-dev libcap-ng-dev) # vireo run's sandbox
 
 [ $# -gt 0 ] && PKGS=("$@")
 missing=()

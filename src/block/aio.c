@@ -15,6 +15,7 @@
 
 #include "blk_int.h"
 #include "../common/log.h"
+#include "../vmm/sandbox.h"
 
 #define AIO_THREADS 4
 #define AIO_RING_DEPTH 128
@@ -51,6 +52,7 @@ static void *aio_worker(void *arg)
 {
 	struct blk_aio *a = arg;
 
+	sandbox_enter_thread(SANDBOX_IO);
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
 		struct blk_req *req;

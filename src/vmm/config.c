@@ -147,6 +147,25 @@ static const char usage[] =
 	"                           write 'count rip' lines to FILE at exit (find where a slow\n"
 	"                           guest spends its time: symbolize with the kernel's "
 	"System.map)\n"
+	"\n"
+	"Sandbox (see docs/security.md):\n"
+	"      --seccomp kill|log|off\n"
+	"                           per-thread system call allow-lists (default kill: a\n"
+	"                           forbidden call is named on stderr and the VMM dies of\n"
+	"                           SIGSYS; log: it runs and the kernel logs it)\n"
+	"      --user USER, --group GROUP\n"
+	"                           run as USER (name or uid) and GROUP (default: USER's group)\n"
+	"                           once /dev/kvm, images, taps and sockets are open\n"
+	"      --cgroup PATH        move vireo into the cgroup v2 directory PATH first\n"
+	"      --cgroup-create      with --cgroup: create PATH if it does not exist\n"
+	"      --jail DIR           run in new mount, PID, IPC and UTS namespaces (and network\n"
+	"                           without --net and --incoming), as root, with a tmpfs on DIR\n"
+	"                           as the root holding only the files this VM uses (bind-\n"
+	"                           mounted at their own paths), /dev/kvm, /dev/urandom and\n"
+	"                           /dev/net/tun for taps. Whether jailed or not, vireo drops\n"
+	"                           every capability, sets NoNewPrivs and filters its system\n"
+	"                           calls once the machine is built\n"
+	"\n"
 	"  -v, --verbose            more messages (repeat for debug)\n"
 	"  -q, --quiet              only errors\n"
 	"  -h, --help               this text\n"
@@ -185,6 +204,12 @@ enum {
 	OPT_NET,
 	OPT_MIGRATION_TLS,
 	OPT_INSECURE_MIGRATION,
+	OPT_SECCOMP,
+	OPT_USER,
+	OPT_GROUP,
+	OPT_CGROUP,
+	OPT_CGROUP_CREATE,
+	OPT_JAIL,
 };
 
 static const struct option long_opts[] = {
@@ -216,6 +241,12 @@ static const struct option long_opts[] = {
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "migration-tls", required_argument, NULL, OPT_MIGRATION_TLS },
 	{ "insecure-migration", no_argument, NULL, OPT_INSECURE_MIGRATION },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "cgroup-create", no_argument, NULL, OPT_CGROUP_CREATE },
+	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -626,6 +657,34 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		case OPT_INSECURE_MIGRATION:
 			cfg->insecure_migration = true;
 			break;
+		case OPT_SECCOMP:
+			if (sandbox_parse_seccomp(optarg, &cfg->sandbox.seccomp))
+				return bad(err, errlen,
+					   "--seccomp: '%s': expected kill, log or off", optarg);
+			break;
+		case OPT_USER:
+			cfg->sandbox.user = optarg;
+			break;
+		case OPT_GROUP:
+			cfg->sandbox.group = optarg;
+			break;
+		case OPT_CGROUP:
+			if (optarg[0] != '/')
+				return bad(err, errlen,
+					   "--cgroup: '%s': expected an absolute path (e.g. "
+					   "/sys/fs/cgroup/vireo/vm1)",
+					   optarg);
+			cfg->sandbox.cgroup = optarg;
+			break;
+		case OPT_CGROUP_CREATE:
+			cfg->sandbox.cgroup_create = true;
+			break;
+		case OPT_JAIL:
+			if (optarg[0] != '/')
+				return bad(err, errlen, "--jail: '%s': expected an absolute path",
+					   optarg);
+			cfg->jail = optarg;
+			break;
 		case 'v':
 			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
 			break;
@@ -650,6 +709,9 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	if (optind < argc)
 		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
 			   argv[optind]);
+	if (cfg->sandbox.cgroup_create && !cfg->sandbox.cgroup)
+		return bad(err, errlen, "%s", "--cgroup-create needs --cgroup PATH");
+	cfg->sandbox.allow_exec = cfg->on_reboot == REBOOT_RESTART;
 	if (cfg->restore && cfg->incoming)
 		return bad(err, errlen, "%s", "--restore and --incoming cannot be used together");
 	if (cfg->insecure_migration && !cfg->incoming)

@@ -10,6 +10,7 @@
 #include "../block/block.h"
 #include "../net/net.h"
 #include "cpuid.h"
+#include "sandbox.h"
 
 enum pvm_mode {
 	PVM_AUTO,
@@ -84,6 +85,8 @@ struct vm_config {
 	const char *overlay_dir; /* --overlay-dir: where new qcow2 overlays go */
 	const char *net[NET_MAX_NICS]; /* --net, one per NIC, checked by net_parse_spec */
 	unsigned int nnet;
+	struct sandbox_opts sandbox; /* --seccomp, --user, --group, --cgroup (docs/security.md) */
+	const char *jail; /* --jail DIR: run in new namespaces with DIR as the root */
 	/* Set by vireo itself, not options: RAM comes from ram_fd (snapshot memory file) and the
 	 * guest's state will be loaded, so nothing is booted. */
 	bool ram_from_fd;

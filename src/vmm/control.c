@@ -396,6 +396,8 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 		}
 	} else if (control_virtio_handle(vm, cmd, req, out, outlen)) {
 		goto out_req;
+	} else if (sandbox_test_control(cmd, req, out, outlen)) {
+		goto out_req;
 	} else {
 		snprintf(
 			msg, sizeof(msg),

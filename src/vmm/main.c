@@ -11,6 +11,8 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "config.h"
+#include "jail.h"
+#include "sandbox.h"
 #include "vm.h"
 #include "vmm.h"
 #include "vmstate.h"
@@ -82,6 +84,8 @@ int vmm_run_main(int argc, char **argv)
 	else if (cfg.verbosity > 1)
 		log_max_level = LOG_DEBUG;
 	log_set_exit_hook(restore_terminal);
+	if (sandbox_init(&cfg.sandbox) || (cfg.jail && jail_enter(&cfg)) || sandbox_build())
+		return EXIT_ERROR;
 
 	if (cfg.restore) {
 		if (restore_open(&restore, cfg.restore, &cfg)) {
@@ -95,7 +99,9 @@ int vmm_run_main(int argc, char **argv)
 		if (migration_incoming_accept(&cfg, &mig_fp, &mig))
 			return EXIT_ERROR;
 	}
-	if (vm_create(&the_vm, &cfg) || (cfg.restore && restore_load(&the_vm, &restore, &cfg))) {
+	/* The sandbox closes once the machine is built, before any saved state is parsed. */
+	if (vm_create(&the_vm, &cfg) || sandbox_lockdown() ||
+	    (cfg.restore && restore_load(&the_vm, &restore, &cfg))) {
 		if (mig.fd >= 0)
 			mig_chan_close(&mig, false);
 		vm_destroy(&the_vm);
@@ -137,8 +143,9 @@ int vmm_run_main(int argc, char **argv)
 		if (cfg.on_reboot == REBOOT_RESTART) {
 			pr_info("guest rebooted: restarting");
 			vm_destroy(&the_vm);
+			sandbox_before_exec();
 			/* A fresh process is the most complete reset there is. */
-			execv("/proc/self/exe", argv - 1);
+			jail_exec_self(argv - 1);
 			pr_err("restart failed: %s", strerror(errno));
 			return EXIT_ERROR;
 		}

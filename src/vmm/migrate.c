@@ -323,6 +323,7 @@ static void *migration_thread(void *arg)
 	bool connected = false;
 	int fd, ret;
 
+	sandbox_enter_thread(SANDBOX_MIGRATION);
 	tlv_writer_init(&w);
 	if (!bitmap || !scratch) {
 		ret = -ENOMEM;

@@ -503,6 +503,7 @@ void *vcpu_thread(void *arg)
 	char msg[160];
 	sigset_t set;
 
+	sandbox_enter_thread(SANDBOX_VCPU);
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -526,6 +527,7 @@ void *vcpu_thread(void *arg)
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				sandbox_test_point(SANDBOX_VCPU);
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (__atomic_exchange_n(&vcpu->sample_requested, false,
 							__ATOMIC_ACQ_REL))
