@@ -396,7 +396,11 @@ void control_handle(struct vm *vm, const char *request, char *out, size_t outlen
 		}
 	} else if (control_virtio_handle(vm, cmd, req, out, outlen)) {
 		goto out_req;
-	} else if (sandbox_test_control(cmd, req, out, outlen)) {
+	} else if (sandbox_test_control(cmd,
+					json_object_object_get_ex(req, "thread", &arg)
+						? json_object_get_string(arg)
+						: NULL,
+					out, outlen)) {
 		goto out_req;
 	} else {
 		snprintf(

@@ -69,13 +69,14 @@ unsigned int sandbox_rule_count(enum sandbox_thread kind);
 /* Test builds only (-Dtest_hooks): the control command "test-forbidden-syscall" and the point in
  * each vCPU loop where a vCPU issues it on request. */
 #ifdef VIREO_TEST_HOOKS
-bool sandbox_test_control(const char *cmd, void *req, char *out, size_t outlen);
+bool sandbox_test_control(const char *cmd, const char *thread, char *out, size_t outlen);
 void sandbox_test_point(enum sandbox_thread kind);
 #else
-static inline bool sandbox_test_control(const char *cmd, void *req, char *out, size_t outlen)
+static inline bool sandbox_test_control(const char *cmd, const char *thread, char *out,
+					size_t outlen)
 {
 	(void)cmd;
-	(void)req;
+	(void)thread;
 	(void)out;
 	(void)outlen;
 	return false;

@@ -60,6 +60,7 @@ static const char *const migration_calls[] = {
 	"fsync", "fdatasync", "pread64", "pwrite64", "openat", "newfstatat", "fstat", "lseek",
 	"mincore", /* pages never touched are sent without reading them */
 	"epoll_ctl", "pwritev",
+	"getrandom", "statx", /* TLS (migtls.c): the handshake's randomness, credential files */
 };
 
 /* Saving and loading the machine (snapshots, migration, restore), from the main thread or the
