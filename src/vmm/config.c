@@ -150,9 +150,9 @@ static const char usage[] =
 	"\n"
 	"Sandbox (see docs/security.md):\n"
 	"      --seccomp kill|log|off\n"
-	"                           per-thread system call allow-lists (default kill: a\n"
-	"                           forbidden call is named on stderr and the VMM dies of\n"
-	"                           SIGSYS; log: it runs and the kernel logs it)\n"
+	"                           per-thread system call allow-lists. kill: a forbidden\n"
+	"                           call is named on stderr and the VMM dies of SIGSYS;\n"
+	"                           log (default for now): it runs and the kernel logs it\n"
 	"      --user USER, --group GROUP\n"
 	"                           run as USER (name or uid) and GROUP (default: USER's group)\n"
 	"                           once /dev/kvm, images, taps and sockets are open\n"
@@ -450,6 +450,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 	cfg->pvm = PVM_AUTO;
 	cfg->console = CONSOLE_STDIO;
 	cfg->on_reboot = REBOOT_EXIT;
+	cfg->sandbox.seccomp = SANDBOX_SECCOMP_DEFAULT;
 
 	optind = 0; /* 0, not 1: also resets glibc's position inside a short-option cluster */
 	opterr = 0;

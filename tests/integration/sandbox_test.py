@@ -102,11 +102,11 @@ def stop(sock, p):
 
 with tempfile.TemporaryDirectory() as tmp:
     os.chmod(tmp, 0o755)  # --user 65534 makes its sockets in a directory below
-    # 1. Default: kill mode, every thread filtered, nothing held.
-    p, sock = start(tmp, "a")
+    # 1. Kill mode: every thread filtered, nothing held.
+    p, sock = start(tmp, "a", "--seccomp=kill")
     try:
         time.sleep(1)
-        check_locked_down("default", p.pid)
+        check_locked_down("--seccomp=kill", p.pid)
         ts = threads(p.pid)
         filt = {name: st.get("Seccomp_filters") for name, st in ts.values()}
         check("every thread has a seccomp filter", all(st["Seccomp"] == "2"
@@ -130,7 +130,7 @@ with tempfile.TemporaryDirectory() as tmp:
             p.kill()
 
     # 2. The same from a vCPU thread: armed, then the pause kicks every vCPU out of KVM_RUN.
-    p, sock = start(tmp, "b")
+    p, sock = start(tmp, "b", "--seccomp=kill")
     try:
         time.sleep(1)
         r = request(sock, {"cmd": "test-forbidden-syscall", "thread": "vcpu"})
@@ -255,7 +255,7 @@ with tempfile.TemporaryDirectory() as tmp:
         jail = os.path.join(tmp, "jail")
         jdir = os.path.join(tmp, "jailed")
         os.mkdir(jdir)
-        p, sock = start(jdir, "g", "--jail", jail)
+        p, sock = start(jdir, "g", "--jail", jail, "--seccomp=kill")
         try:
             time.sleep(1)
             with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
