@@ -111,6 +111,25 @@ static const unsigned long exec_ioctls[] = {
 };
 /* clang-format on */
 
+/* The comparisons of the rules (libseccomp's SCMP_Ax macros leave datum_b to the compiler,
+ * which clang's -Wmissing-field-initializers refuses). */
+static struct scmp_arg_cmp arg_eq(unsigned int arg, scmp_datum_t v)
+{
+	struct scmp_arg_cmp c = { .arg = arg, .op = SCMP_CMP_EQ, .datum_a = v, .datum_b = 0 };
+
+	return c;
+}
+
+/* (argument & mask) == v */
+static struct scmp_arg_cmp arg_masked(unsigned int arg, scmp_datum_t mask, scmp_datum_t v)
+{
+	struct scmp_arg_cmp c = {
+		.arg = arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = mask, .datum_b = v
+	};
+
+	return c;
+}
+
 static int allow_nr(struct sandbox_ruleset *rs, int nr)
 {
 	int ret;
@@ -153,7 +172,7 @@ static int allow_ioctls(struct sandbox_ruleset *rs, const unsigned long *cmds, s
 		if (rs->nioctls >= ARRAY_SIZE(rs->ioctls))
 			return -ENOSPC;
 		ret = seccomp_rule_add(rs->ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				       SCMP_A1(SCMP_CMP_EQ, cmds[i]));
+				       arg_eq(1, cmds[i]));
 		if (ret)
 			return ret;
 		rs->ioctls[rs->nioctls++] = cmds[i];
@@ -178,21 +197,21 @@ static int base_rules(struct sandbox_ruleset *rs, bool exec)
 	/* No new executable memory (no W^X break), unless a restart must load a fresh image. */
 	if (!ret && !exec)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-					       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)));
+					       arg_masked(2, PROT_EXEC, 0)));
 	if (!ret && !exec)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-					       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)));
+					       arg_masked(2, PROT_EXEC, 0)));
 	/* Signals only to threads of this process (vCPU kicks, abort()). */
 	if (!ret)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-					       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rs->pid)));
+					       arg_eq(0, (scmp_datum_t)rs->pid)));
 	/* Filters may be added (a thread's own, below the one it inherited), never removed. */
 	if (!ret)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-					       SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)));
+					       arg_eq(0, SECCOMP_SET_MODE_FILTER)));
 	if (!ret)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-					       SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)));
+					       arg_eq(0, PR_SET_NAME)));
 	return ret;
 }
 
@@ -213,11 +232,10 @@ static int socket_rules(struct sandbox_ruleset *rs)
 
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(families); i++)
 		ret = add(rs, seccomp_rule_add(rs->ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i])));
+					       arg_eq(0, (scmp_datum_t)families[i])));
 	if (!ret)
 		ret = add(rs, seccomp_rule_add(rs->ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-					       SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-					       SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE)));
+					       arg_eq(0, AF_NETLINK), arg_eq(2, NETLINK_ROUTE)));
 	return ret;
 }
 
@@ -252,9 +270,8 @@ static int main_rules(struct sandbox_ruleset *rs)
 	if (!ret)
 		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0));
 	if (!ret)
-		ret = add(rs, seccomp_rule_add(
-				      c, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)));
+		ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+					       arg_masked(0, CLONE_THREAD, CLONE_THREAD)));
 	if (!ret && rs->allow_exec) {
 		ret = allow_list(rs, exec_calls, ARRAY_SIZE(exec_calls));
 		if (!ret)
@@ -270,13 +287,11 @@ static int main_rules(struct sandbox_ruleset *rs)
 						   SECCOMP_GET_NOTIF_SIZES };
 
 		for (size_t i = 0; !ret && i < ARRAY_SIZE(prctls); i++)
-			ret = add(rs,
-				  seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-						   SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctls[i])));
+			ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+						       arg_eq(0, (scmp_datum_t)prctls[i])));
 		for (size_t i = 0; !ret && i < ARRAY_SIZE(seccomp_ops); i++)
-			ret = add(rs, seccomp_rule_add(
-					      c, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-					      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)seccomp_ops[i])));
+			ret = add(rs, seccomp_rule_add(c, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+						       arg_eq(0, (scmp_datum_t)seccomp_ops[i])));
 	}
 	return ret;
 }
