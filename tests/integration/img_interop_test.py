@@ -456,6 +456,64 @@ def corrupt_images_refused(tmp):
 
 
 @case
+def untrusted_headers(tmp):
+    """docs/images.md, "Probing and backing files", through the CLI: a raw disk whose guest wrote
+    a qcow2 header naming a host file, an image whose backing file escapes its directory, and
+    -b without -F."""
+    host = os.path.join(tmp, "host")
+    imgs = os.path.join(tmp, "imgs")
+    os.makedirs(host)
+    os.makedirs(imgs)
+    secret = os.path.join(host, "secret")
+    with open(secret, "wb") as f:
+        f.write(b"HOST-SECRET-4f1d" * 4096)
+    disk = os.path.join(imgs, "guest.raw")
+    vireo("create", "-f", "raw", disk, "1M")
+    # The header a guest of a raw disk writes (qemu-img makes a real one), with and without the
+    # backing format recorded. vireo must neither follow it nor copy the host file.
+    for fmt_args, needle in ((["-F", "raw"], "outside"), ([], "without a backing format")):
+        hdr = os.path.join(tmp, "hdr.qcow2")
+        if os.path.exists(hdr):
+            os.unlink(hdr)
+        sh(["qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=512", "-b", secret] +
+           fmt_args + [hdr, "1M"], ok=(0, 1))
+        if not os.path.exists(hdr):  # qemu-img >= 6.1 wants -F: make it, then drop the format
+            sh(["qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=512", "-b", secret,
+                "-F", "raw", hdr, "1M"])
+            data = bytearray(open(hdr, "rb").read())
+            at = data.find(bytes.fromhex("e2792aca"))
+            data[at:at + 4] = bytes.fromhex("11223344")
+            open(hdr, "wb").write(data)
+        with open(disk, "r+b") as f:
+            f.write(open(hdr, "rb").read())
+        p = vireo("info", disk, ok=(1,))
+        if needle not in p.stderr:
+            raise Fail(f"info of the planted header: want {needle!r}, got {p.stderr.strip()}")
+        out = os.path.join(tmp, "out.raw")
+        if os.path.exists(out):
+            os.unlink(out)
+        vireo("convert", disk, out, ok=(1,))
+        if os.path.exists(out) and b"HOST-SECRET" in open(out, "rb").read():
+            raise Fail("convert copied the host file")
+        if "file format: raw" not in vireo("info", "-f", "raw", disk).stdout:
+            raise Fail("info -f raw")
+    # An image (written by qemu-img) whose backing file is outside its directory tree.
+    base = os.path.join(host, "base.qcow2")
+    top = os.path.join(imgs, "top.qcow2")
+    sh(["qemu-img", "create", "-f", "qcow2", base, "4M"])
+    sh(["qemu-img", "create", "-f", "qcow2", "-b", "../host/base.qcow2", "-F", "qcow2", top])
+    p = vireo("info", top, ok=(1,))
+    if "outside" not in p.stderr or "--backing-dir" not in p.stderr:
+        raise Fail(f"escaping backing file: {p.stderr.strip()}")
+    info = json.loads(vireo("info", "--backing-dir", host, "--json", top).stdout)
+    if len(info["backing-chain"]) != 2:
+        raise Fail(f"--backing-dir: {info}")
+    p = vireo("create", "-b", "base.qcow2", os.path.join(host, "x.qcow2"), ok=(2,))
+    if "-F" not in p.stderr:
+        raise Fail(f"create -b without -F: {p.stderr.strip()}")
+
+
+@case
 def help_texts(tmp):
     for sub in ("create", "info", "check", "convert"):
         out = vireo(sub, "--help").stdout
