@@ -5,9 +5,10 @@
  * the current one 1). All samples of a family are written together, as the format requires.
  *
  * Per VM, from supervisor_metrics(): [{"id","name","state","stats":null|{"cpu_seconds",
- * "rss_bytes","balloon":{"actual_bytes"}|null,"block":[{"disk","read_bytes","write_bytes",
- * "read_ops","write_ops"}]|null,"net":[{"nic","rx_bytes","tx_bytes","rx_packets",
- * "tx_packets"}]|null}}]. Series whose numbers the VMM does not report are left out.
+ * "rss_bytes","balloon":null|{the VMM's balloon-stats: "actual_mib",...},"block":null|[{"disk",
+ * "read_bytes","write_bytes","read_ops","write_ops"}],"net":null|[{the VMM's net-info: "nic",
+ * "rx_frames","tx_frames",... and "rx_bytes","tx_bytes" once it counts them}]}}]. Series whose
+ * numbers the VMM does not report are left out rather than shown as 0.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +81,14 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The first of two member names that is a number (the VMM's name and the design's). */
+static json_object *num2(json_object *o, const char *key, const char *alt)
+{
+	json_object *v = num(o, key);
+
+	return v || !alt ? v : num(o, alt);
+}
+
 /* One family of per-VM scalars: stats member `key` of every VM that reports it. */
 static void vm_scalar(FILE *f, json_object *vms, const char *name, const char *type,
 		      const char *help, const char *obj, const char *key)
@@ -103,7 +112,7 @@ static void vm_scalar(FILE *f, json_object *vms, const char *name, const char *t
 
 /* One family of per-device counters: stats[list][*][key], labelled by dev_label. */
 static void vm_devices(FILE *f, json_object *vms, const char *name, const char *help,
-		       const char *list, const char *dev_label, const char *key)
+		       const char *list, const char *dev_label, const char *key, const char *alt)
 {
 	family(f, name, "counter", help);
 	for (size_t i = 0; i < json_object_array_length(vms); i++) {
@@ -114,7 +123,8 @@ static void vm_devices(FILE *f, json_object *vms, const char *name, const char *
 		    !json_object_is_type(arr, json_type_array))
 			continue;
 		for (size_t d = 0; d < json_object_array_length(arr); d++) {
-			json_object *dev = json_object_array_get_idx(arr, d), *v = num(dev, key);
+			json_object *dev = json_object_array_get_idx(arr, d);
+			json_object *v = num2(dev, key, alt);
 
 			if (!v)
 				continue;
@@ -125,6 +135,28 @@ static void vm_devices(FILE *f, json_object *vms, const char *name, const char *
 			fputs("\"}", f);
 			value(f, v);
 		}
+	}
+}
+
+/* The balloon's size: the VMM reports it in MiB (actual_mib). */
+static void vm_balloon(FILE *f, json_object *vms)
+{
+	family(f, "vireo_vm_balloon_bytes", "gauge", "Guest memory held by the virtio balloon.");
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		json_object *vm = json_object_array_get_idx(vms, i), *st = NULL, *b = NULL, *v;
+
+		json_object_object_get_ex(vm, "stats", &st);
+		if (!st || !json_object_object_get_ex(st, "balloon", &b) ||
+		    !json_object_is_type(b, json_type_object))
+			continue;
+		fputs("vireo_vm_balloon_bytes{", f);
+		vm_labels(f, vm);
+		if ((v = num(b, "actual_bytes")))
+			fprintf(f, "} %lld\n", (long long)json_object_get_int64(v));
+		else if ((v = num(b, "actual_mib")))
+			fprintf(f, "} %lld\n", (long long)json_object_get_int64(v) * 1048576LL);
+		else
+			fputs("} 0\n", f);
 	}
 }
 
@@ -152,24 +184,24 @@ static void vm_metrics(FILE *f, json_object *vms)
 		  "CPU time used by the VM's VMM process (user + system).", NULL, "cpu_seconds");
 	vm_scalar(f, vms, "vireo_vm_memory_rss_bytes", "gauge",
 		  "Resident memory of the VM's VMM process.", NULL, "rss_bytes");
-	vm_scalar(f, vms, "vireo_vm_balloon_bytes", "gauge",
-		  "Guest memory held by the virtio balloon.", "balloon", "actual_bytes");
+	vm_balloon(f, vms);
 	vm_devices(f, vms, "vireo_vm_block_read_bytes_total", "Bytes read by the guest per disk.",
-		   "block", "disk", "read_bytes");
+		   "block", "disk", "read_bytes", NULL);
 	vm_devices(f, vms, "vireo_vm_block_write_bytes_total",
-		   "Bytes written by the guest per disk.", "block", "disk", "write_bytes");
+		   "Bytes written by the guest per disk.", "block", "disk", "write_bytes", NULL);
 	vm_devices(f, vms, "vireo_vm_block_read_ops_total", "Read requests per disk.", "block",
-		   "disk", "read_ops");
+		   "disk", "read_ops", NULL);
 	vm_devices(f, vms, "vireo_vm_block_write_ops_total", "Write requests per disk.", "block",
-		   "disk", "write_ops");
+		   "disk", "write_ops", NULL);
 	vm_devices(f, vms, "vireo_vm_net_rx_bytes_total", "Bytes received by the guest per NIC.",
-		   "net", "nic", "rx_bytes");
+		   "net", "nic", "rx_bytes", NULL);
 	vm_devices(f, vms, "vireo_vm_net_tx_bytes_total", "Bytes sent by the guest per NIC.", "net",
-		   "nic", "tx_bytes");
+		   "nic", "tx_bytes", NULL);
 	vm_devices(f, vms, "vireo_vm_net_rx_packets_total",
-		   "Packets received by the guest per NIC.", "net", "nic", "rx_packets");
+		   "Packets received by the guest per NIC.", "net", "nic", "rx_packets",
+		   "rx_frames");
 	vm_devices(f, vms, "vireo_vm_net_tx_packets_total", "Packets sent by the guest per NIC.",
-		   "net", "nic", "tx_packets");
+		   "net", "nic", "tx_packets", "tx_frames");
 }
 
 static void host_metrics(FILE *f, json_object *vms)

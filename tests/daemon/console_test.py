@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The console websocket of a real VM (KVM; the counter payload prints "tick N" ten times a
+"""The console websocket, stats and metrics of a real VM (KVM; the counter payload prints "tick N" ten times a
 second): several viewers at once see the same output, a new viewer first gets what was written
 before it came (the last 64 KiB), input frames are accepted, over the unix socket and over TLS
 with a token; a viewer token is refused; the viewers are told when the VM stops; a stopped VM
@@ -96,6 +96,32 @@ def test_viewer_token_refused(c):
         assert e.status_code == 403, e
 
 
+def test_stats_and_metrics_of_a_running_vm(c):
+    vm = c.unix.get("/vms/cons").json
+    assert vm["state"] == "running" and vm["pid"], vm
+    time.sleep(0.5)
+    st = c.unix.get("/vms/cons/stats").json  # checked against the spec by the client
+    assert st["state"] == "running" and st["cpu_seconds"] > 0 and st["rss_bytes"] > 1 << 20, st
+    assert st["net"] and st["net"][0]["nic"] in (0, "0"), st
+    assert st["balloon"] is not None, st
+    r = c.unix.raw("GET", "/metrics")
+    samples = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            head, value = line.rsplit(" ", 1)
+            samples[head] = float(value)
+    lab = f'id="{vm["id"]}",name="cons"'
+    assert samples[f"vireo_vm_cpu_seconds_total{{{lab}}}"] > 0, samples
+    assert samples[f"vireo_vm_memory_rss_bytes{{{lab}}}"] > 1 << 20
+    assert samples[f'vireo_vm_state{{{lab},state="running"}}'] == 1
+    assert samples[f'vireo_vm_state{{{lab},state="stopped"}}'] == 0
+    assert f'vireo_vm_net_rx_packets_total{{{lab},nic="0"}}' in samples, \
+        [k for k in samples if "net" in k]
+    assert f"vireo_vm_balloon_bytes{{{lab}}}" in samples
+    assert samples['vireo_host_vms{state="running"}'] == 1
+    assert samples["vireo_host_memory_committed_bytes"] >= 32 << 20
+
+
 def test_stop_ends_viewers(c):
     b = c.viewer_b
     r = c.unix.post("/vms/cons/actions/stop")
@@ -129,14 +155,15 @@ def main():
         for role in ("operator", "viewer"):
             c.tokens[role] = c.unix.post("/tokens", {"name": role, "role": role}).json["secret"]
         r = c.unix.post("/vms", {"name": "cons", "memory_mib": 32,
-                                 "boot": {"payload": os.path.join(payloads, "counter.bin")}})
+                                 "boot": {"payload": os.path.join(payloads, "counter.bin")},
+                                 "nics": [{"type": "user"}], "devices": {"balloon": True}})
         assert r.status == 201, r
         r = c.unix.post("/vms/cons/actions/start")
         assert r.status == 202, r
         t = c.unix.wait_task(r.json["id"])
         assert t["state"] == "succeeded", t
         status = run_tests([test_two_viewers_and_replay, test_viewer_token_refused,
-                            test_stop_ends_viewers], c)
+                            test_stats_and_metrics_of_a_running_vm, test_stop_ends_viewers], c)
     finally:
         # VMMs outlive vireod by design: stop the VM first (it may be stopped already).
         try:
