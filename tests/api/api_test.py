@@ -187,6 +187,51 @@ def test_roles(c):
     assert a.delete(f"/vms/{vid}").status == 204
 
 
+def test_role_matrix(c):
+    """Every documented operation: 401 without a token on TCP, 403 for each role below its
+    x-role, and the body limits (413, 415) on every operation that takes a body. The route
+    table and the spec must agree on who may do what."""
+    a = c.unix
+    vm = a.post("/vms", vmdef("matrix")).json
+    fill = {"id": vm["id"], "action": "pause"}
+    tok = a.post("/tokens", {"name": "matrix", "role": "viewer"}).json
+    task = a.post("/vms/matrix/actions/start")
+    rank = {"none": 0, "viewer": 1, "operator": 2, "admin": 3}
+    for tpl, ops in c.spec.doc["paths"].items():
+        for method, op in ops.items():
+            if method not in ("get", "post", "patch", "delete"):
+                continue
+            path = tpl
+            for k, v in fill.items():
+                path = path.replace("{" + k + "}", v)
+            if tpl.startswith("/tasks/"):
+                path = "/tasks/" + (task.json["id"] if task.status == 202 else "nosuch")
+            if tpl.startswith("/tokens/"):
+                path = "/tokens/" + tok["id"]
+            full = PREFIX + path
+            need = rank[op["x-role"]]
+            r = c.anon.raw(method.upper(), full, b"{}" if method in ("post", "patch") else None)
+            assert r.status == 401 and r.code == "unauthenticated", (method, tpl, r)
+            for role in ("viewer", "operator"):
+                if rank[role] < need:
+                    r = c.https[role].raw(method.upper(), full,
+                                          b"{}" if method in ("post", "patch") else None)
+                    assert r.status == 403 and r.code == "forbidden", (role, method, tpl, r)
+            if "requestBody" in op:
+                admin = c.https["admin"]
+                r = admin.raw(method.upper(), full, b"{}", headers={"Content-Type": "text/csv"})
+                assert r.status == 415, (method, tpl, r)
+                out = exchange(c.d.sock, f"{method.upper()} {full} HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\nConnection: close\r\n"
+                               f"Content-Length: {(1 << 20) + 1}\r\n\r\n".encode())
+                assert out.startswith(b"HTTP/1.1 413"), (method, tpl, out[:100])
+                c.spec.check(method.upper(), full, *split_reply(out))
+    if task.status == 202:
+        a.wait_task(task.json["id"])
+    a.delete(f"/tokens/{tok['id']}")
+    a.delete("/vms/matrix")
+
+
 def test_token_lifecycle(c):
     a = c.https["admin"]
     r = a.post("/tokens", {"name": "short-lived", "role": "viewer"})
@@ -267,8 +312,9 @@ def test_vm_crud(c):
     for key in (vm["id"], "crud-1"):
         r = a.get(f"/vms/{key}")
         assert r.status == 200 and r.json["id"] == vm["id"], r
-    r = a.get("/vms/nosuchvm")
-    assert r.status == 404 and r.code == "not_found", r
+    for sub in ("", "/stats", "/history"):
+        r = a.get(f"/vms/nosuchvm{sub}")
+        assert r.status == 404 and r.code == "not_found", (sub, r)
     r = a.get(f"/vms/{vm['id']}/history")
     assert r.status == 200 and r.json["items"][-1]["to"] == "defined", r
     r = a.get(f"/vms/{vm['id']}/stats")
@@ -761,7 +807,7 @@ def test_sigterm_stops_cleanly(c):
 
 TESTS = [test_openapi_served, test_unix_socket_mode, test_unix_peer_not_admin_is_refused,
          test_tcp_needs_a_token, test_tokens_on_tcp, test_tls_only_on_tcp,
-         test_tls_given_certificate_and_bad_options, test_roles,
+         test_tls_given_certificate_and_bad_options, test_roles, test_role_matrix,
          test_token_lifecycle, test_offline_token_command, test_token_bad_input, test_vm_crud,
          test_vm_list_filters_and_paging, test_vm_bad_definitions, test_malformed_bodies,
          test_oversized_bodies, test_patch, test_actions_and_tasks, test_bulk_actions,
@@ -778,6 +824,10 @@ def main():
         status = run_tests(TESTS, c)
         seen = len(c.spec.seen)
         print(f"{seen} documented (path, method, status) combinations exercised")
+        missing = [(tpl, m.upper(), int(st)) for tpl, ops in c.spec.doc["paths"].items()
+                   for m, op in ops.items() if m in ("get", "post", "patch", "delete")
+                   for st in op["responses"] if (tpl, m.upper(), int(st)) not in c.spec.seen]
+        print("not exercised here:", ", ".join(f"{m} {t} {st}" for t, m, st in missing))
     finally:
         c.d.cleanup() if status == 0 else c.d.stop()
         if status:
