@@ -662,6 +662,7 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 			if (sandbox_parse_seccomp(optarg, &cfg->sandbox.seccomp))
 				return bad(err, errlen,
 					   "--seccomp: '%s': expected kill, log or off", optarg);
+			cfg->sandbox.seccomp_given = true;
 			break;
 		case OPT_USER:
 			cfg->sandbox.user = optarg;

@@ -33,6 +33,7 @@ enum sandbox_seccomp {
 
 struct sandbox_opts {
 	enum sandbox_seccomp seccomp;
+	bool seccomp_given; /* --seccomp was on the command line */
 	const char *user; /* --user NAME|UID: switch to it after the machine is built */
 	const char *group; /* --group NAME|GID (default: the user's primary group) */
 	const char *cgroup; /* --cgroup PATH: join this cgroup v2 directory first */
