@@ -87,6 +87,7 @@ static const char *const main_calls[] = {
 	"io_uring_enter", "getrandom", "set_robust_list", "rseq", "sched_getaffinity", "getuid",
 	"geteuid", "getgid", "getegid", "uname", "sysinfo", "getrusage", "clock_getres",
 	"fchmod", "utimensat", "flock", "getppid", "prlimit64",
+	"umask", /* unix sockets are made 0600 (util.c) */
 	"mincore", /* snapshots skip RAM that was never touched */
 	/* A snapshot's new top image gets its own ring (src/block/aio.c). */
 	"io_uring_setup", "io_uring_register",
