@@ -45,6 +45,8 @@ static const unsigned long vcpu_ioctls[] = {
 	KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_LAPIC,
 	KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD,
 	KVM_IOEVENTFD,
+	/* exits.c: instructions KVM's emulator leaves to the VMM (PVM hosts) touch FPU state */
+	KVM_GET_FPU, KVM_SET_FPU, KVM_GET_XSAVE, KVM_SET_XSAVE, KVM_CHECK_EXTENSION,
 };
 
 /* Block request workers: the image files' I/O, nothing else. */
