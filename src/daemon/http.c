@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "consolehub.h"
 #include "events.h"
 #include "derror.h"
 #include "http.h"
@@ -69,6 +70,9 @@ struct conn_state {
 	size_t dropped;
 	struct http_resp early;
 	char allow[64];
+	/* A console viewer opened for a 101 reply; the upgrade handler takes it (NULL). If the
+	 * reply never got out, completed_cb closes it. */
+	struct console_viewer *viewer;
 };
 
 void http_requests_by_code(uint64_t counts[6])
@@ -392,7 +396,8 @@ static struct MHD_Response *sse_response(const struct http_resp *resp)
 	return r;
 }
 
-static struct MHD_Response *build_response(struct MHD_Connection *conn, struct http_resp *resp)
+static struct MHD_Response *build_response(struct MHD_Connection *conn, struct conn_state *st,
+					   struct http_resp *resp)
 {
 	struct MHD_Response *r = NULL;
 	const char *msg = NULL, *code = NULL;
@@ -418,10 +423,11 @@ static struct MHD_Response *build_response(struct MHD_Connection *conn, struct h
 		r = sse_response(resp);
 		break;
 	case HTTP_BODY_UPGRADE:
-		r = http_ws_response(conn, resp->upgrade_vm, &resp->status, &code, &msg);
+		r = http_ws_response(conn, resp->upgrade_vm, &st->viewer, &resp->status, &code,
+				     &msg);
 		if (!r && msg) {
 			http_error(resp, resp->status, code, NULL, "%s", msg);
-			return build_response(conn, resp);
+			return build_response(conn, st, resp);
 		}
 		break;
 	case HTTP_BODY_NONE:
@@ -439,10 +445,11 @@ static struct MHD_Response *build_response(struct MHD_Connection *conn, struct h
 
 /* Sends resp, audits writes, counts the status, and frees what resp owns. */
 static enum MHD_Result send_resp(struct MHD_Connection *conn, const struct server *srv,
-				 const struct principal *who, const char *method, const char *url,
+				 struct conn_state *st, const char *method, const char *url,
 				 struct http_resp *resp, const char *allow)
 {
-	struct MHD_Response *r = build_response(conn, resp);
+	const struct principal *who = &st->who;
+	struct MHD_Response *r = build_response(conn, st, resp);
 	enum MHD_Result ret = MHD_NO;
 	char remote[64];
 
@@ -596,7 +603,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			st->refused = 1;
 		if (st->refused && st->early.status == 413) {
 			st->answered = 1;
-			return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
+			return send_resp(conn, srv, st, method, url, &st->early, st->allow);
 		}
 		return MHD_YES;
 	}
@@ -609,7 +616,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			if (st->dropped <= HTTP_BODY_MAX)
 				return MHD_YES;
 			st->answered = 1;
-			return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
+			return send_resp(conn, srv, st, method, url, &st->early, st->allow);
 		}
 		if (!st->too_large && st->len + *upload_size <= HTTP_BODY_MAX) {
 			char *nb = realloc(st->body, st->len + *upload_size + 1);
@@ -629,7 +636,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	}
 	st->answered = 1;
 	if (st->refused)
-		return send_resp(conn, srv, &st->who, method, url, &st->early, st->allow);
+		return send_resp(conn, srv, st, method, url, &st->early, st->allow);
 	req.method = method;
 	req.path = url;
 	memcpy(req.params, st->params, sizeof(req.params));
@@ -641,7 +648,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		st->route->fn(&req, &resp);
 		json_object_put(req.body);
 	}
-	return send_resp(conn, srv, &st->who, method, url, &resp, NULL);
+	return send_resp(conn, srv, st, method, url, &resp, NULL);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -652,6 +659,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls, (void)conn, (void)code;
 	if (st) {
 		json_object_put(st->early.json); /* a refusal never sent (connection lost) */
+		if (st->viewer)
+			consolehub_close(st->viewer);
 		free(st->body);
 		free(st);
 		*con_cls = NULL;

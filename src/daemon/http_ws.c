@@ -237,10 +237,11 @@ static void ws_reap(int all)
 static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
 			size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
-	struct console_viewer *viewer = cls;
+	struct console_viewer **slot = cls, *viewer = *slot;
 	struct ws_session *s = calloc(1, sizeof(*s));
 
 	(void)conn, (void)con_cls;
+	*slot = NULL; /* ours now, whatever happens below */
 	if (s)
 		s->in = malloc(2 * WS_FRAME_MAX);
 	if (!s || !s->in || extra_len > 2 * WS_FRAME_MAX)
@@ -299,8 +300,9 @@ static int accept_key(const char *key, char out[64])
 	return 0;
 }
 
-struct MHD_Response *http_ws_response(struct MHD_Connection *conn, const char *vm_id, int *status,
-				      const char **code, const char **msg)
+struct MHD_Response *http_ws_response(struct MHD_Connection *conn, const char *vm_id,
+				      struct console_viewer **slot, int *status, const char **code,
+				      const char **msg)
 {
 	const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
 	const char *co = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
@@ -332,7 +334,7 @@ struct MHD_Response *http_ws_response(struct MHD_Connection *conn, const char *v
 		*msg = "the VM has no console: it is not running";
 		return NULL;
 	}
-	r = MHD_create_response_for_upgrade(ws_upgraded, viewer);
+	r = MHD_create_response_for_upgrade(ws_upgraded, slot);
 	if (!r) {
 		consolehub_close(viewer);
 		*status = 500;
@@ -343,6 +345,7 @@ struct MHD_Response *http_ws_response(struct MHD_Connection *conn, const char *v
 	MHD_add_response_header(r, "Upgrade", "websocket");
 	MHD_add_response_header(r, "Connection", "Upgrade");
 	MHD_add_response_header(r, "Sec-WebSocket-Accept", acc);
+	*slot = viewer;
 	*status = 101;
 	return r;
 }
