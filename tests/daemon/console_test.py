@@ -122,6 +122,30 @@ def test_stats_and_metrics_of_a_running_vm(c):
     assert samples["vireo_host_memory_committed_bytes"] >= 32 << 20
 
 
+def test_running_vm_conflicts_and_cancel(c):
+    a = c.unix
+    for r in (a.delete("/vms/cons"), a.post("/vms/cons/actions/start"),
+              a.patch("/vms/cons", {"vcpus": 2})):
+        assert r.status == 409 and r.code == "invalid_state", r
+    r = a.patch("/vms/cons", {"description": "live change"})
+    assert r.status == 200 and r.json["description"] == "live change", r
+    # Two actions back to back: the second waits in the VM's queue and can be cancelled there.
+    p1 = a.post("/vms/cons/actions/pause")
+    p2 = a.post("/vms/cons/actions/resume")
+    assert p1.status == 202 and p2.status == 202, (p1, p2)
+    r = a.delete(f"/tasks/{p2.json['id']}")
+    assert r.status in (202, 409), r
+    assert a.wait_task(p1.json["id"])["state"] == "succeeded"
+    t2 = a.wait_task(p2.json["id"])
+    if r.status == 202:
+        assert t2["state"] in ("cancelled", "succeeded"), t2
+    if a.get("/vms/cons").json["state"] == "paused":
+        assert a.wait_task(a.post("/vms/cons/actions/resume").json["id"])["state"] == \
+            "succeeded"
+    assert a.get("/vms/cons").json["state"] == "running"
+    assert c.spec.seen >= {("/vms/{id}", "DELETE", 409), ("/vms/{id}", "PATCH", 409)}
+
+
 def test_stop_ends_viewers(c):
     b = c.viewer_b
     r = c.unix.post("/vms/cons/actions/stop")
@@ -163,7 +187,8 @@ def main():
         t = c.unix.wait_task(r.json["id"])
         assert t["state"] == "succeeded", t
         status = run_tests([test_two_viewers_and_replay, test_viewer_token_refused,
-                            test_stats_and_metrics_of_a_running_vm, test_stop_ends_viewers], c)
+                            test_stats_and_metrics_of_a_running_vm,
+                            test_running_vm_conflicts_and_cancel, test_stop_ends_viewers], c)
     finally:
         # VMMs outlive vireod by design: stop the VM first (it may be stopped already).
         try:
