@@ -162,7 +162,8 @@ def case_linux(d, _payloads, build_sh):
     import guest as g
     api = d.api
     gdir = g.build_guest(build_sh)
-    body = {"name": "linux", "vcpus": 1, "memory_mib": 256, "devices": {"rng": True},
+    body = {"name": "linux", "vcpus": 1, "memory_mib": 256,
+            "devices": {"rng": True, "balloon": True}, "nics": [{"type": "user"}],
             "boot": {"kernel": os.path.join(gdir, "vmlinux"),
                      "initrd": os.path.join(gdir, "initramfs.cpio")}}
     assert api.post("/vms", body).status == 201
@@ -179,8 +180,12 @@ def case_linux(d, _payloads, build_sh):
     con2.wait_for(g.READY_MARKER, 30)
     con2.close()
     con.close()
+    # Stats: /proc for CPU and RSS, the control socket for the balloon and the NIC.
     st = api.get("/vms/linux/stats").json
-    assert st["rss_bytes"] > 32 << 20, st
+    assert st["rss_bytes"] > 32 << 20 and st["cpu_seconds"] > 0.5, st
+    assert st["balloon"] and st["balloon"]["driver_ok"] is True, st
+    assert len(st["net"]) == 1 and st["net"][0]["backend"] == "user", st
+    assert st["block"] is None, st
     # Shutdown: the ACPI power button, and a hard stop after timeout_s if the guest ignores it.
     t = api.action("linux", "shutdown", {"timeout_s": 30}, timeout=120)
     vm = api.vm("linux")
