@@ -268,6 +268,8 @@ static void teardown(struct daemon *d)
 {
 	if (d->http)
 		http_stop();
+	if (d->sv)
+		supervisor_shutdown(d->sv);
 	task_pool_destroy(d->pool);
 	supervisor_destroy(d->sv);
 	consolehub_destroy(d->hub);

@@ -266,6 +266,14 @@ err_free:
 	return ret;
 }
 
+void supervisor_shutdown(struct supervisor *sv)
+{
+	pthread_mutex_lock(&sv->lock);
+	sv->stopping = true;
+	pthread_cond_broadcast(&sv->cond);
+	pthread_mutex_unlock(&sv->lock);
+}
+
 void supervisor_destroy(struct supervisor *sv)
 {
 	uint64_t one = 1;

@@ -76,6 +76,9 @@ int supervisor_create(const struct supervisor_config *cfg, struct supervisor **o
  * autostart VMs that are not running and restarts crashed VMs whose restart_policy says so.
  * Starts the pidfd watcher thread. */
 int supervisor_start(struct supervisor *sv);
+/* The daemon is stopping: tasks waiting for a VMM give up at once (failed "shutting_down"),
+ * and nothing is killed on the way out. Call before task_pool_destroy. */
+void supervisor_shutdown(struct supervisor *sv);
 /* Stops the watcher thread and frees everything. VMMs keep running (a later vireod
  * re-attaches). The task pool must have been destroyed first. */
 void supervisor_destroy(struct supervisor *sv);

@@ -278,6 +278,9 @@ static int do_start(struct task *t, struct supervisor *sv, struct vm *vm, const 
 		pthread_mutex_lock(&sv->lock);
 		if (up)
 			break;
+		if (sv->stopping)
+			return task_fail(t, "shutting_down",
+					 "vireod is stopping; the next one re-attaches to this VM");
 		if (waited > START_TIMEOUT_MS || task_cancelled(t)) {
 			vm->expect_exit = true;
 			vm->kill_sent = true;
@@ -324,6 +327,8 @@ static int stop_vmm(struct task *t, struct supervisor *sv, struct vm *vm, json_o
 	pthread_mutex_lock(&sv->lock);
 	if (sv_wait_gone(sv, vm, grace_ms))
 		return 0;
+	if (sv->stopping) /* never kill a VMM on the daemon's way out */
+		return task_fail(t, "shutting_down", "vireod is stopping before the VMM ended");
 	task_log(t, "the VMM is still there after %d s: SIGKILL", grace_ms / 1000);
 	vm->kill_sent = true;
 	if (vm->pidfd >= 0)
@@ -379,6 +384,9 @@ static int do_shutdown(struct task *t, struct supervisor *sv, struct vm *vm, str
 	snprintf(vm->expect_reason, sizeof(vm->expect_reason), "%s", why);
 	if (!ret && sv_wait_gone(sv, vm, (int)timeout * 1000))
 		return 0;
+	if (sv->stopping)
+		return task_fail(t, "shutting_down",
+				 "vireod is stopping before the guest powered off");
 	vm->expect_exit = false;
 	if (vm->vmm_pid) {
 		snprintf(why, sizeof(why), "the guest did not power off within %lld s",
@@ -443,10 +451,17 @@ static int do_snapshot(struct task *t, struct supervisor *sv, struct vm *vm, str
 }
 
 /* Polls migrate-status until the migration ends. Lock not held. */
-static int migrate_poll(struct task *t, struct vm *vm, json_object **last)
+static int migrate_poll(struct task *t, struct supervisor *sv, struct vm *vm, json_object **last)
 {
 	for (bool cancel_sent = false;;) {
 		json_object *st = NULL;
+		/* The daemon stopping is no reason to abandon a migration: leave it to the VMM. */
+		pthread_mutex_lock(&sv->lock);
+		bool stopping = sv->stopping;
+		pthread_mutex_unlock(&sv->lock);
+		if (stopping)
+			return task_fail(t, "shutting_down",
+					 "vireod stopped watching the migration");
 		if (!cancel_sent && task_cancelled(t)) {
 			control(t, vm, cmd("migrate-cancel"), CONTROL_TIMEOUT_MS, NULL);
 			cancel_sent = true;
@@ -499,7 +514,10 @@ static int do_migrate(struct task *t, struct supervisor *sv, struct vm *vm, stru
 	snprintf(vm->expect_reason, sizeof(vm->expect_reason), "migrated to %s", uri);
 	pthread_mutex_unlock(&sv->lock);
 	ret = control(t, vm, req, CONTROL_TIMEOUT_MS, NULL);
-	if (!ret && migrate_poll(t, vm, &last) == 1) {
+	int polled = ret ? 0 : migrate_poll(t, sv, vm, &last);
+	if (polled < 0)
+		ret = polled;
+	if (polled == 1) {
 		/* Completed, or the socket went with the VMM: its exit status tells which. */
 		pthread_mutex_lock(&sv->lock);
 		if (!sv_wait_gone(sv, vm, 30000))
@@ -519,6 +537,10 @@ static int do_migrate(struct task *t, struct supervisor *sv, struct vm *vm, stru
 		return ret;
 	}
 	pthread_mutex_lock(&sv->lock);
+	if (sv->stopping) {
+		json_object_put(last);
+		return ret; /* the next vireod finds the VMM migrated or still running */
+	}
 	vm->expect_exit = false;
 	const char *err =
 		last ? json_object_get_string(json_object_object_get(last, "error")) : NULL;

@@ -238,6 +238,16 @@ def case_reattach(d, payloads, _build_sh):
     assert any(x["to"] == "crashed" and "while vireod was down" in x["reason"] for x in h), h
     for n in ("auto", "again"):
         api.action(n, "stop")
+    # SIGTERM: vireod stops serving and leaves every VMM running; the next one re-attaches.
+    t0 = time.monotonic()
+    d.stop()
+    assert d.proc.returncode == 0 and time.monotonic() - t0 < 10, d.proc.returncode
+    for n in names[:10]:
+        assert os.path.exists(f"/proc/{before[n]}"), n
+    d.start()
+    for n in names[:10]:
+        vm = api.vm(n)
+        assert vm["state"] == "running" and vm["pid"] == before[n], vm
     # Re-attached means controllable: pause and resume each, then stop them all.
     for n in names[:10]:
         api.action(n, "pause")
