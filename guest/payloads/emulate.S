@@ -110,12 +110,23 @@ lm64:
 	cmpl $0, (%rdi)
 	jne fail
 
-	/* 8. LDMXCSR of a value with reserved bits: #GP(0), MXCSR unchanged. */
+	/* 8. LDMXCSR of a value with reserved bits: #GP(0), MXCSR unchanged ("mxcsr-gp" on the
+	 * console). QEMU's software CPU (the nested test host's) loads it without a #GP: that
+	 * is reported as "mxcsr-nogp" and MXCSR is set back; payload_test.py requires
+	 * "mxcsr-gp" where vireo completes the instruction (kvm_pvm). */
 	mov $'8', %bl
 	mov $SCRATCH, %rsi
 	movl $0xffff1f80, (%rsi)
 	ldmxcsr (%rsi)
-	cmpl $1, gp_count(%rip)
+	cmpl $0, gp_count(%rip)
+	jne 2f
+	movl $0x1f80, (%rsi)
+	ldmxcsr (%rsi)
+	lea msg_nogp(%rip), %rax
+	mov %rax, gp_word(%rip)
+	incl gp_count(%rip) /* check 9 counts on from here */
+	jmp 3f
+2:	cmpl $1, gp_count(%rip)
 	jne fail
 	cmpl $0, gp_err(%rip)
 	jne fail
@@ -123,6 +134,7 @@ lm64:
 	stmxcsr 4(%rsi)
 	cmpl $0x1f80, 4(%rsi)
 	jne fail
+3:
 
 	/* 9. STMXCSR to a non-canonical address: #GP(0). */
 	mov $'9', %bl
@@ -132,6 +144,10 @@ lm64:
 	jne fail
 
 	lea msg_ok(%rip), %rsi
+	call puts64
+	mov gp_word(%rip), %rsi
+	call puts64
+	lea msg_nl(%rip), %rsi
 	call puts64
 	mov $0, %al
 	out %al, $EXIT_PORT
@@ -205,7 +221,10 @@ gp_err: .long 0
 pf_count: .long 0
 pf_err: .long 0
 pf_cr2: .quad 0
-msg_ok:	.asciz "emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2 pf gp\r\n"
+gp_word: .quad msg_gp
+msg_ok:	.asciz "emulation ok: fwait stmxcsr ldmxcsr stac clac int3 ud2 pf gp "
+msg_gp:	.asciz "mxcsr-gp"
+msg_nogp: .asciz "mxcsr-nogp"
 msg_fail: .asciz "emulation FAILED at check "
 msg_nl:	.asciz "\r\n"
 	.p2align 4
