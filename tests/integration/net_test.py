@@ -153,7 +153,8 @@ class HttpServer:
 
 def fetch(g, host, port, fname, digest):
     """Whether the guest gets the page from host:port (given up after about 10 s)."""
-    out = g.run(f"rm -f /tmp/page; timeout 15 wget -q -T 10 -O /tmp/page "
+    # timeout execs its command by path: "busybox wget" (the guest has no wget link).
+    out = g.run(f"rm -f /tmp/page; timeout 15 busybox wget -q -T 10 -O /tmp/page "
                 f"http://{host}:{port}/{fname} >/dev/null 2>&1; md5sum /tmp/page 2>&1",
                 timeout=300)
     return out.split()[:1] == [digest], out[-200:]
