@@ -135,7 +135,7 @@ static int check_action(const char *action, const struct action_opts *o, int nna
 }
 
 /* Waits for each task in turn; the worst exit code wins. */
-static int wait_tasks(struct client *c, json_object *tasks, const char *action)
+static int wait_tasks(struct client *c, json_object *tasks, const char *action, const char *name)
 {
 	int worst = 0;
 
@@ -149,8 +149,7 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action)
 			json_object *err = NULL;
 
 			json_object_object_get_ex(t, "error", &err);
-			fprintf(stderr, "vireo: %s: %s (%s)\n",
-				str_of(t, "vm_name") ? str_of(t, "vm_name") : str_of(t, "vm_id"),
+			fprintf(stderr, "vireo: %s: %s (%s)\n", str_of(t, "vm_id"),
 				err && str_of(err, "message") ? str_of(err, "message") : "refused",
 				err && str_of(err, "code") ? str_of(err, "code") : "no code");
 			rc = err && str_of(err, "code") && !strcmp(str_of(err, "code"), "not_found")
@@ -164,10 +163,7 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action)
 			puts(json_object_to_json_string_ext(done, JSON_C_TO_STRING_PRETTY |
 									  JSON_C_TO_STRING_SPACED));
 		else if (!rc && !c->quiet) {
-			printf("%s: %s done",
-			       str_of(done, "vm_name") ? str_of(done, "vm_name")
-						       : str_of(done, "vm_id"),
-			       action);
+			printf("%s: %s done", name ? name : str_of(done, "vm_id"), action);
 			if (json_object_object_get_ex(done, "result", &res) && res &&
 			    json_object_is_type(res, json_type_object) && str_of(res, "path"))
 				printf(" (%s)", str_of(res, "path"));
@@ -240,7 +236,7 @@ int cmd_vm_action(struct client *c, int argc, char **argv)
 				rc = CLIENT_EXIT_CONFLICT;
 		}
 	} else {
-		rc = wait_tasks(c, tasks, action);
+		rc = wait_tasks(c, tasks, action, nnames == 1 ? argv[optind] : NULL);
 	}
 	json_object_put(tasks);
 	json_object_put(reply);

@@ -85,8 +85,7 @@ static void task_row(json_object *t)
 	printf("%-36s %-10s %-10s %4s  %-24s %s\n", str_of(t, "id"), str_of(t, "kind"),
 	       str_of(t, "state"),
 	       json_object_object_get_ex(t, "progress", &p) && p ? json_object_get_string(p) : "-",
-	       str_of(t, "vm_name")[0] != '-' ? str_of(t, "vm_name") : str_of(t, "vm_id"),
-	       str_of(t, "created_at"));
+	       str_of(t, "vm_id"), str_of(t, "created_at"));
 }
 
 static int task_show(struct client *c, const char *id)
@@ -109,8 +108,11 @@ static int task_show(struct client *c, const char *id)
 				       v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
 	if (json_object_object_get_ex(t, "log", &log))
-		for (size_t i = 0; i < json_object_array_length(log); i++)
-			printf("  %s\n", json_object_get_string(json_object_array_get_idx(log, i)));
+		for (size_t i = 0; i < json_object_array_length(log); i++) {
+			json_object *e = json_object_array_get_idx(log, i);
+
+			printf("  %s  %s\n", str_of(e, "at"), str_of(e, "line"));
+		}
 	json_object_put(t);
 	return 0;
 }

@@ -10,7 +10,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apilib  # noqa: E402
 
-VIREOD, VIREO, PAYLOAD = sys.argv[1], sys.argv[2], sys.argv[3]
+VIREOD, VIREO = sys.argv[1], sys.argv[2]
+PAYLOAD = os.path.abspath(sys.argv[3])
 
 # Exit statuses documented in `vireo vm --help` and docs/api.md.
 OK, FAILED, USAGE, NOT_FOUND, CONFLICT, AUTH, CONNECT = 0, 1, 2, 3, 4, 5, 6
@@ -87,7 +88,10 @@ def test_errors_and_exit_statuses(d, cli):
     # A stopped VM cannot be paused: refused at once with 409 -> exit 4.
     p = cli.run("vm", "pause", "e1", expect=CONFLICT)
     assert "invalid_state" in p.stderr, p.stderr
-    p = cli.run("vm", "resume", "e1", "e404", expect=NOT_FOUND)
+    cli.run("vm", "resume", "e404", expect=NOT_FOUND)
+    # A bulk request: each VM's refusal is reported; the exit status is the highest.
+    p = cli.run("vm", "resume", "e1", "e404", expect=CONFLICT)
+    assert "e404" in p.stderr and "not_found" in p.stderr, p.stderr
     cli.run("vm", "delete", "e1")
     cli.run("vm", "list", "--bogus", expect=USAGE)
     bad = Cli("unix:" + d.sock + ".missing")
@@ -117,7 +121,7 @@ def test_tokens_over_tls(d, cli):
     secret = cli.run("token", "create", "--name", "ops", "--role", "operator").stdout.strip()
     assert secret.startswith("vireo_"), secret
     viewer = cli.run("token", "create", "--name", "look", "--role", "viewer").stdout.strip()
-    listed = cli.json("token", "list")
+    listed = cli.json("token", "list")["items"]
     assert {t["name"] for t in listed} >= {"ops", "look"}, listed
     assert all("secret" not in t for t in listed), listed
     ep = f"https://127.0.0.1:{d.port}"
