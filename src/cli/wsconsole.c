@@ -270,17 +270,18 @@ int wsconsole_run(struct client *c, const char *vm)
 	struct ws w = { 0 };
 	struct termios saved, raw;
 	bool tty = isatty(STDIN_FILENO);
-	long sock = -1;
+	curl_socket_t sock = CURL_SOCKET_BAD;
 	int rc;
 
 	rc = client_connect_raw(c, (void **)&w.h);
 	if (rc)
 		return rc;
 	curl_easy_getinfo(w.h, CURLINFO_ACTIVESOCKET, &sock);
-	w.fd = (curl_socket_t)sock;
+	w.fd = sock;
 	w.incap = 65536;
 	w.in = malloc(w.incap);
-	if (!w.in || sock < 0) {
+	if (!w.in || sock == CURL_SOCKET_BAD) {
+		fprintf(stderr, "vireo: console: no connection to use\n");
 		rc = CLIENT_EXIT_FAILED;
 		goto out;
 	}

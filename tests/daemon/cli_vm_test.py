@@ -56,7 +56,9 @@ class Console:
             while text.encode() not in self.buf[start:]:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.p.poll() is not None:
-                    raise AssertionError(f"console: no {text!r} in {self.buf[-2000:]!r}")
+                    err = self.p.stderr.read().decode() if self.p.poll() is not None else ""
+                    raise AssertionError(f"console: no {text!r} in {self.buf[-2000:]!r} "
+                                         f"(client exit {self.p.poll()}: {err})")
                 self.cv.wait(min(left, 1))
             return self.buf.index(text.encode(), start)
 
