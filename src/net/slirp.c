@@ -3,11 +3,9 @@
  * process's own sockets. 10.0.2.2 is the gateway (and the host's loopback), 10.0.2.3 the DNS
  * forwarder, and DHCP hands out 10.0.2.15 onwards. No privileges are needed.
  *
- * The guest is hostile, and this process's sockets are on the host: by default 10.0.2.2 does not
- * lead to the host's loopback (libslirp's disable_host_loopback), and frames addressed straight
- * to 127.0.0.0/8 or 0.0.0.0/8 (which a crafted guest can send, and a connect() to which reaches
- * the host's loopback) are dropped here. host-loopback=on opens both; restrict=on (libslirp's
- * restricted mode, as QEMU's) lets nothing out. Forwarded host ports are unaffected either way.
+ * The guest is hostile, and this process's sockets are on the host: by default the guest cannot
+ * reach the host's loopback (guest_filter below). host-loopback=on lets it; restrict=on
+ * (libslirp's restricted mode, as QEMU's) lets nothing out. Forwarded host ports work either way.
  *
  * Main loop integration: slirp wants to be asked, before every sleep, which fds it waits on and
  * for how long (slirp_pollfds_fill), and to be told afterwards what happened
@@ -33,6 +31,9 @@
 #include "net.h"
 
 #define GUEST_ERRORS_LOGGED 8
+#define UDP_PEERS 64
+#define VHOST_ADDR 0x0a000202 /* 10.0.2.2 */
+#define VDNS_ADDR 0x0a000203 /* 10.0.2.3 */
 
 struct slirp_timer {
 	SlirpTimerId id;
@@ -59,15 +60,69 @@ struct slirp_backend {
 	struct slirp_timer *timers;
 	unsigned int guest_errors;
 	bool host_loopback;
-	unsigned long loopback_dropped; /* guest frames sent straight to a loopback address */
+	unsigned long loopback_dropped; /* guest frames to the host's loopback, dropped */
+	/* UDP datagrams slirp delivered from 10.0.2.2 (a client of a UDP hostfwd on the host's
+	 * loopback): {guest port, host port}, so the guest's replies may go back. A ring. */
+	struct {
+		uint16_t guest_port, host_port;
+	} udp_peers[UDP_PEERS];
+	unsigned int udp_peer_next;
 };
 
 /* ---- slirp's callbacks ---- */
+
+/* The IPv4 header of an Ethernet frame and (in *l4) the transport header after it; NULL when the
+ * frame is not IPv4 or too short to hold the ports. */
+static const uint8_t *ipv4_header(const uint8_t *frame, size_t len, const uint8_t **l4)
+{
+	const uint8_t *ip = frame + 14;
+	size_t hlen;
+
+	if (len < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+		return NULL;
+	hlen = (size_t)(ip[0] & 0xf) * 4;
+	if (hlen < 20 || len < 14 + hlen + 4)
+		return NULL;
+	*l4 = ip + hlen;
+	return ip;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A UDP datagram for the guest from 10.0.2.2: a client on the host's loopback wrote to a UDP
+ * hostfwd. Remember the pair so that the guest may answer it. */
+static void note_udp_peer(struct slirp_backend *sb, const uint8_t *frame, size_t len)
+{
+	const uint8_t *ip, *udp;
+	uint16_t gport, hport;
+
+	ip = ipv4_header(frame, len, &udp);
+	if (!ip || ip[9] != 17 || get_be32(ip + 12) != VHOST_ADDR)
+		return;
+	gport = get_be16(udp + 2);
+	hport = get_be16(udp);
+	for (unsigned int i = 0; i < UDP_PEERS; i++)
+		if (sb->udp_peers[i].guest_port == gport && sb->udp_peers[i].host_port == hport)
+			return;
+	sb->udp_peers[sb->udp_peer_next].guest_port = gport;
+	sb->udp_peers[sb->udp_peer_next].host_port = hport;
+	sb->udp_peer_next = (sb->udp_peer_next + 1) % UDP_PEERS;
+}
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct slirp_backend *sb = opaque;
 
+	if (!sb->host_loopback)
+		note_udp_peer(sb, buf, len);
 	sb->be.peer.receive(sb->be.peer.opaque, buf, len);
 	return (ssize_t)len;
 }
@@ -322,25 +377,58 @@ static void slirp_event(void *arg)
 
 /* ---- the backend ---- */
 
-/* An IPv4 frame to 127.0.0.0/8 or 0.0.0.0/8: libslirp would connect() there from the host (a
- * connect() to 0.0.0.0 reaches the local host), whatever disable_host_loopback says, which only
- * covers the 10.0.2.x aliases. (The DNS alias 10.0.2.3 is proxied on port 53 only.) A VLAN tag
- * is not looked through: libslirp drops tagged frames itself. IPv6 is not enabled. */
-static bool to_host_loopback(const uint8_t *frame, size_t len)
+/*
+ * Whether a frame from the guest would reach the host's loopback, with host-loopback off.
+ * libslirp sends what the guest addresses to 10.0.2.x (but 10.0.2.3 port 53, DNS) to 127.0.0.1,
+ * and connect()s to 127.0.0.0/8 and 0.0.0.0/8 (the local host) when the guest addresses them
+ * directly, as a guest building its own frames can. Its disable_host_loopback flag is not used:
+ * it also stops the guest's answers to a UDP hostfwd client on the host's loopback. So:
+ * - anything to 127.0.0.0/8 or 0.0.0.0/8 is dropped;
+ * - to 10.0.2.x: a TCP SYN (a new connection: libslirp connects out only on a bare SYN) is
+ *   dropped unless to DNS; TCP of existing connections (hostfwd ones) passes;
+ * - UDP to 10.0.2.x passes for DNS, DHCP and TFTP (answered by libslirp itself), and for a reply
+ *   to a datagram slirp delivered from 10.0.2.2 (a UDP hostfwd's client); the rest is dropped;
+ * - ICMP passes (echo to the aliases is answered by libslirp; nothing reaches a service).
+ * VLAN tags are not looked through: libslirp drops tagged frames itself. IPv6 is not enabled.
+ */
+static bool to_host_loopback(struct slirp_backend *sb, const uint8_t *frame, size_t len)
 {
-	uint8_t first;
+	const uint8_t *ip, *l4;
+	uint32_t dst;
+	uint16_t sport, dport;
 
 	if (len < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00)
 		return false;
-	first = frame[14 + 16]; /* the destination address's first byte */
-	return first == 127 || first == 0;
+	dst = get_be32(frame + 14 + 16);
+	if ((dst >> 24) == 127 || (dst >> 24) == 0)
+		return true;
+	if ((dst & 0xffffff00) != (VHOST_ADDR & 0xffffff00))
+		return false;
+	ip = ipv4_header(frame, len, &l4);
+	if (!ip)
+		return true; /* too short to be anything libslirp would pass on */
+	sport = get_be16(l4);
+	dport = get_be16(l4 + 2);
+	if (dst == VDNS_ADDR && dport == 53)
+		return false;
+	if (ip[9] == 6)
+		return (size_t)(l4 - frame) + 14 > len || (l4[13] & 0x12) == 0x02; /* bare SYN */
+	if (ip[9] != 17)
+		return false;
+	if (dport == 67 || (dst == VHOST_ADDR && dport == 69))
+		return false;
+	for (unsigned int i = 0; i < UDP_PEERS; i++)
+		if (dst == VHOST_ADDR && sb->udp_peers[i].guest_port == sport &&
+		    sb->udp_peers[i].host_port == dport && dport)
+			return false;
+	return true;
 }
 
 static int slirp_send(struct net_backend *be, const uint8_t *frame, size_t len)
 {
 	struct slirp_backend *sb = (struct slirp_backend *)be;
 
-	if (!sb->host_loopback && to_host_loopback(frame, len)) {
+	if (!sb->host_loopback && to_host_loopback(sb, frame, len)) {
 		if (sb->loopback_dropped++ < GUEST_ERRORS_LOGGED)
 			pr_warn("user networking: dropped a guest packet to a loopback address "
 				"(host-loopback is off)");
@@ -374,7 +462,6 @@ int net_slirp_open(struct net_backend **out, const struct net_spec *spec,
 		.if_mtu = 1500,
 		.if_mru = 1500,
 		.restricted = spec->restrict_out,
-		.disable_host_loopback = !spec->host_loopback,
 	};
 	int ret;
 

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "net/net.h"
 #include "vmm/config.h"
 
@@ -290,13 +291,38 @@ static void test_spec_host_guards(void **state)
 /* ---- the user-mode backend against a hostile guest ---- */
 
 static unsigned int frames_to_guest;
+static uint8_t last_frame[2048];
+static size_t last_len;
 
 static void peer_receive(void *opaque, const uint8_t *frame, size_t len)
 {
 	(void)opaque;
-	(void)frame;
-	(void)len;
+	if (len < 14 || frame[12] != 0x08 || frame[13] != 0x00)
+		return; /* ARP */
 	frames_to_guest++;
+	last_len = MIN(len, sizeof(last_frame));
+	memcpy(last_frame, frame, last_len);
+}
+
+/* The main loop's side, run by hand: what the backend watches, called on demand. */
+static void (*loop_cb)(void *arg);
+static void *loop_arg;
+
+static int loop_watch(void *opaque, int fd, void (*cb)(void *arg), void *arg)
+{
+	(void)opaque;
+	(void)fd;
+	loop_cb = cb;
+	loop_arg = arg;
+	return 0;
+}
+
+static void loop_pump(int rounds)
+{
+	for (int i = 0; i < rounds; i++) {
+		usleep(20000);
+		loop_cb(loop_arg);
+	}
 }
 
 static bool peer_can_receive(void *opaque)
@@ -486,6 +512,92 @@ static void test_slirp_dns_alias(void **state)
 	close(lfd);
 }
 
+/* A UDP datagram from the guest: 10.0.2.15:sport to dst:dport (network order), 4 bytes. */
+static size_t make_udp(uint8_t *f, uint32_t dst, uint16_t sport, uint16_t dport)
+{
+	size_t n = make_syn(f, dst, dport); /* Ethernet and IP headers, then redone for UDP */
+	uint8_t *ip = f + 14, *udp = ip + 20;
+	uint16_t c;
+
+	(void)n;
+	ip[3] = 20 + 8 + 4;
+	ip[9] = 17;
+	ip[10] = ip[11] = 0;
+	c = csum(0, ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	memset(udp, 0, 12);
+	memcpy(udp, &sport, 2);
+	memcpy(udp + 2, &dport, 2);
+	udp[5] = 12;
+	memcpy(udp + 8, "pong", 4); /* checksum 0: none, allowed for UDP over IPv4 */
+	return 14 + 20 + 12;
+}
+
+/* The guest answers a client of a UDP hostfwd on the host's loopback (the user's own rule works
+ * with host-loopback off), but cannot use the forwarded port to write to other loopback ports. */
+static void test_slirp_udp_hostfwd(void **state)
+{
+	const struct net_peer peer = { .receive = peer_receive,
+				       .can_receive = peer_can_receive,
+				       .lock = peer_nop,
+				       .unlock = peer_nop };
+	const struct net_loop loop = { .watch_fd = loop_watch };
+	struct sockaddr_in fwd = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in other = fwd;
+	struct net_backend *be;
+	struct net_spec spec;
+	uint8_t frame[128];
+	char buf[64], rule[96];
+	uint16_t hport, cport;
+	int client, victim;
+	socklen_t sl = sizeof(fwd);
+
+	(void)state;
+	/* A free UDP port for the rule, and a UDP service on loopback the guest must not reach. */
+	victim = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(victim, (struct sockaddr *)&other, sizeof(other)), 0);
+	assert_int_equal(getsockname(victim, (struct sockaddr *)&other, &sl), 0);
+	client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(client, (struct sockaddr *)&fwd, sizeof(fwd)), 0);
+	assert_int_equal(getsockname(client, (struct sockaddr *)&fwd, &sl), 0);
+	cport = fwd.sin_port;
+	hport = (uint16_t)(ntohs(other.sin_port) + 1);
+	snprintf(rule, sizeof(rule), "user,hostfwd=udp::%u-:5353", hport);
+	assert_int_equal(net_parse_spec(rule, &spec, err, sizeof(err)), 0);
+	assert_int_equal(net_slirp_open(&be, &spec, &peer, &loop, err, sizeof(err)), 0);
+	/* The guest announces itself (ARP), so slirp can send to it at once. */
+	static const uint8_t arp[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00,
+					 0x12, 0x34, 0x56, 0x08, 0x06, 0x00, 0x01, 0x08, 0x00,
+					 6,    4,    0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34,
+					 0x56, 10,   0,	   2,	 15,   0,    0,	   0,	 0,
+					 0,    0,    10,   0,	 2,    2 };
+	memcpy(frame, arp, sizeof(arp));
+	be->ops->send(be, frame, sizeof(arp));
+	/* The client on the host's loopback writes to the forwarded port... */
+	fwd.sin_port = htons(hport);
+	frames_to_guest = 0;
+	assert_int_equal(sendto(client, "ping", 4, 0, (struct sockaddr *)&fwd, sizeof(fwd)), 4);
+	for (int i = 0; i < 50 && !frames_to_guest; i++)
+		loop_pump(1);
+	/* ...the guest gets it from 10.0.2.2:(client's port) and answers there. */
+	assert_true(frames_to_guest > 0);
+	assert_memory_equal(last_frame + 14 + 12, ((const uint8_t[]){ 10, 0, 2, 2 }), 4);
+	assert_memory_equal(last_frame + 14 + 20, &cport, 2);
+	be->ops->send(be, frame, make_udp(frame, htonl(0x0a000202), htons(5353), cport));
+	loop_pump(3);
+	assert_int_equal(recv(client, buf, sizeof(buf), MSG_DONTWAIT), 4);
+	assert_memory_equal(buf, "pong", 4);
+	/* The attack: from the forwarded port to another loopback port. */
+	be->ops->send(be, frame, make_udp(frame, htonl(0x0a000202), htons(5353), other.sin_port));
+	loop_pump(3);
+	assert_int_equal(recv(victim, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	net_slirp_close(be);
+	close(client);
+	close(victim);
+}
+
 static void test_slirp_restrict(void **state)
 {
 	uint32_t out = outside_addr();
@@ -517,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_slirp_host_loopback),
 		cmocka_unit_test(test_slirp_restrict),
 		cmocka_unit_test(test_slirp_dns_alias),
+		cmocka_unit_test(test_slirp_udp_hostfwd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
