@@ -230,6 +230,31 @@ static int check_state(struct task *t, struct vm *vm, const char *action)
 	return task_fail(t, "invalid_state", "cannot %s a VM that is %s", action, vm->state);
 }
 
+/* The last line of the VMM's log, for errors ("" when none). */
+static void log_tail(const char *dir, char *out, size_t len)
+{
+	char path[PATH_MAX], buf[512];
+	ssize_t n = 0;
+	FILE *f;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/vmm.log", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fseek(f, -(long)(sizeof(buf) - 1), SEEK_END))
+		rewind(f);
+	n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n > 0 ? n : 0] = '\0';
+	const char *nl = strrchr(buf, '\n'), *line = nl ? nl + 1 : buf;
+	size_t l = strlen(line) < len - 1 ? strlen(line) : len - 1;
+	memcpy(out, line, l);
+	out[l] = '\0';
+}
+
 /* Spawns the VMM and waits for its control socket. Lock held on entry and exit. */
 static int do_start(struct task *t, struct supervisor *sv, struct vm *vm, const char *reason)
 {
@@ -296,10 +321,13 @@ static int do_start(struct task *t, struct supervisor *sv, struct vm *vm, const 
 							     START_TIMEOUT_MS / 1000);
 		}
 	}
-	if (vm->vmm_pid != p.vmm_pid)
+	if (vm->vmm_pid != p.vmm_pid) {
+		char tail[256];
+		log_tail(vm->dir, tail, sizeof(tail));
 		return task_fail(t, "unprocessable",
-				 "the VMM ended during start: %s (see %s/vmm.log)", vm->reason,
-				 vm->dir);
+				 "the VMM ended during start: %s; %s/vmm.log: %s", vm->reason,
+				 vm->dir, tail);
+	}
 	if (sv->cfg.consoles) {
 		pthread_mutex_unlock(&sv->lock);
 		if (consolehub_attach(sv->cfg.consoles, vm->id, vm->console_sock, 5000))

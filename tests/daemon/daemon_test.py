@@ -108,7 +108,13 @@ def case_lifecycle(d, payloads, _build_sh):
     assert t["state"] == "failed" and t["error"]["code"] == "unprocessable", t
     assert "/nonexistent/x.bin" in t["error"]["message"], t
     assert api.vm("nofile")["state"] == "defined"
-    for name in ("life", "off", "crash", "nofile"):
+    # A VMM that refuses its payload: the task says why, from the VMM's log.
+    assert api.post("/vms", payload_vm("isdir", "/tmp")).status == 201
+    t = api.action("isdir", "start", ok=False)
+    assert t["state"] == "failed" and "Is a directory" in t["error"]["message"], t
+    vm = api.vm("isdir")
+    assert vm["state"] == "crashed" and "exited with status 1" in vm["state_reason"], vm
+    for name in ("life", "off", "crash", "nofile", "isdir"):
         r = api.delete(f"/vms/{name}")
         assert r.status == 204, (name, r)
     assert api.get("/vms/life").status == 404
