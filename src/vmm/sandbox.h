@@ -28,8 +28,7 @@ enum sandbox_seccomp {
 	SANDBOX_SECCOMP_OFF,
 };
 
-/* Log until every KVM suite has run with kill on the current tree. */
-#define SANDBOX_SECCOMP_DEFAULT SANDBOX_SECCOMP_LOG
+#define SANDBOX_SECCOMP_DEFAULT SANDBOX_SECCOMP_KILL
 
 struct sandbox_opts {
 	enum sandbox_seccomp seccomp;
