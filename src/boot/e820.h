@@ -5,7 +5,7 @@
 
 #include <asm/bootparam.h>
 
-#include "../vmm/memory.h"
+#include "../mem/memory.h"
 
 #define E820_RAM 1
 #define E820_RESERVED 2

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <asm/bootparam.h>
 
-#include "../vmm/memory.h"
+#include "../mem/memory.h"
 
 enum kernel_format {
 	KERNEL_BZIMAGE,

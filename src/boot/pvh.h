@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <asm/bootparam.h>
 
-#include "../vmm/memory.h"
+#include "../mem/memory.h"
 
 #define HVM_START_MAGIC 0x336ec578
 

@@ -18,7 +18,7 @@
 #include "../common/log.h"
 #include "../common/tlv.h"
 #include "../common/util.h"
-#include "../vmm/memory.h"
+#include "../mem/memory.h"
 #include "devices.h"
 
 #define BALLOON_QUEUE_SIZE 128 /* >= 32: Linux needs that many for page reporting */

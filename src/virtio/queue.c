@@ -6,7 +6,7 @@
 
 #include "../common/tlv.h"
 #include "../common/util.h"
-#include "../vmm/memory.h"
+#include "../mem/memory.h"
 
 /* Ring layouts (virtio 1.x 2.7): a descriptor is {le64 addr, le32 len, le16 flags, le16 next};
  * the available ring {le16 flags, le16 idx, le16 ring[size], le16 used_event}; the used ring

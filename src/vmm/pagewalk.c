@@ -5,7 +5,7 @@
 
 #include <errno.h>
 
-#include "memory.h"
+#include "../mem/memory.h"
 
 #define CR0_WP (1ULL << 16)
 #define CR0_PG (1ULL << 31)

@@ -13,11 +13,11 @@
 #include "../devices/platform.h"
 #include "../devices/rtc.h"
 #include "../devices/serial8250.h"
+#include "../mem/memory.h"
 #include "../virtio/pci.h"
 #include "config.h"
 #include "console.h"
 #include "control.h"
-#include "memory.h"
 #include "migrate.h"
 
 /* Exit statuses of `vireo run` (documented in --help). */

@@ -27,7 +27,7 @@
 #include "net/net.h"
 #include "virtio/devices.h"
 #include "virtio/pci.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #define FZ_CHECK(c)              \
 	do {                     \

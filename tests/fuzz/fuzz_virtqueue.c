@@ -12,7 +12,7 @@
 
 #include "common/util.h"
 #include "virtio/queue.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #define HDR_SIZE 16
 #define MAX_RAM (64 * 1024)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests for Linux direct boot (src/boot/linux.c), the E820 map (src/boot/e820.c) and the
- * guest memory layout (src/vmm/memory.c), on synthetic kernel images. */
+ * guest memory layout (src/mem/memory.c), on synthetic kernel images. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,7 +16,7 @@
 #include "boot/linux.h"
 #include "boot/pvh.h"
 #include "common/util.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #define SETUP_SECTS 4
 #define SETUP_SIZE ((SETUP_SECTS + 1) * 512)

@@ -34,7 +34,7 @@
 #include "vmm/config.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #include "virtio_driver.h"
 

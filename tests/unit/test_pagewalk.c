@@ -17,7 +17,7 @@
 
 #include "common/tlv.h"
 #include "common/util.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 #include "vmm/pagewalk.h"
 
 #define RAM_SIZE (8 * 1024 * 1024)

@@ -22,7 +22,7 @@
 #include "devices/pci.h"
 #include "virtio/devices.h"
 #include "virtio/pci.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #include "virtio_driver.h"
 

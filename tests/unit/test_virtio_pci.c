@@ -23,7 +23,7 @@
 #include "devices/pci.h"
 #include "virtio/devices.h"
 #include "virtio/pci.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #define RAM_SIZE 0x10000
 #define DESC_GPA 0x1000

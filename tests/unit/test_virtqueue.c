@@ -17,7 +17,7 @@
 #include "common/tlv.h"
 #include "common/util.h"
 #include "virtio/queue.h"
-#include "vmm/memory.h"
+#include "mem/memory.h"
 
 #define RAM_SIZE 0x10000
 #define DESC_GPA 0x1000

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest RAM: one anonymous host mapping, shown to the guest as up to two slots split around the
  * 32-bit MMIO hole (3 GiB .. 4 GiB) when RAM is larger than 3 GiB. */
-#ifndef VIREO_VMM_MEMORY_H
-#define VIREO_VMM_MEMORY_H
+#ifndef VIREO_MEM_MEMORY_H
+#define VIREO_MEM_MEMORY_H
 
 #include <stdbool.h>
 #include <stddef.h>
