@@ -333,17 +333,19 @@ static int load_vm(struct vm *vm, const struct tlv_section *s, bool advance)
 		}
 	}
 	{
-		uint64_t saved_clock = 0, saved_rt = 0;
+		uint64_t saved_clock = 0, saved_rt = 0, now;
 
 		r = tlv_get_u64(s, VM_T_CLOCK, &saved_clock);
 		if (!r)
 			r = tlv_get_u64(s, VM_T_REALTIME, &saved_rt);
 		if (r)
 			return r;
+		/* Unsigned: saved_rt comes from the stream, and as a negative int64 it made the
+		 * subtraction overflow. A time in the future advances nothing. */
+		now = (uint64_t)clock_ns(CLOCK_REALTIME);
 		vm->load_advance_ns = 0;
-		if (advance && saved_rt && clock_ns(CLOCK_REALTIME) > (int64_t)saved_rt)
-			vm->load_advance_ns =
-				(uint64_t)(clock_ns(CLOCK_REALTIME) - (int64_t)saved_rt);
+		if (advance && saved_rt && now > saved_rt)
+			vm->load_advance_ns = now - saved_rt;
 		clock.clock = saved_clock + vm->load_advance_ns;
 	}
 	if (clock.clock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
