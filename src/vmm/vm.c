@@ -25,9 +25,6 @@
 
 #define KVM_TSS_ADDR 0xfffbd000
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000
-#define SERIAL_COM1_PORT 0x3f8
-#define SERIAL_COM1_IRQ 4
-#define PAYLOAD_EXIT_PORT 0xf4
 #define MAX_KERNEL_SIZE (512 * MIB)
 #define MAX_PAYLOAD_SIZE (EBDA_START - PAYLOAD_ADDR)
 
@@ -112,170 +109,6 @@ static int get_supported_cpuid(struct vm *vm)
 		}
 	}
 	return -E2BIG;
-}
-
-static void irq_line(struct vm *vm, uint32_t irq, int level)
-{
-	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
-
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
-		pr_debug("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
-}
-
-static void com1_tx(void *opaque, uint8_t byte)
-{
-	struct vm *vm = opaque;
-
-	console_write(&vm->console, &byte, 1);
-}
-
-static void com1_irq(void *opaque, int level)
-{
-	irq_line(opaque, SERIAL_COM1_IRQ, level);
-}
-
-static void com1_rx_space(void *opaque)
-{
-	struct vm *vm = opaque;
-	uint64_t one = 1;
-
-	if (write(vm->rx_space_fd, &one, sizeof(one)) < 0)
-		pr_debug("rx_space eventfd: %s", strerror(errno));
-}
-
-static const struct serial8250_ops com1_ops = {
-	.tx = com1_tx,
-	.set_irq = com1_irq,
-	.rx_space = com1_rx_space,
-};
-
-static void platform_event(void *opaque, enum platform_event ev)
-{
-	struct vm *vm = opaque;
-
-	if (ev == PLATFORM_POWEROFF)
-		vm_request_stop(vm, STOP_POWEROFF, EXIT_GUEST_OFF);
-	else
-		vm_request_stop(vm, STOP_REBOOT, EXIT_GUEST_OFF);
-}
-
-static void platform_sci(void *opaque, int level)
-{
-	irq_line(opaque, ACPI_SCI_IRQ, level);
-}
-
-static const struct platform_ops platform_ops = {
-	.event = platform_event,
-	.set_sci = platform_sci,
-};
-
-static void payload_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-			    bool is_write)
-{
-	(void)offset;
-	if (is_write)
-		vm_request_stop(opaque, STOP_PAYLOAD_EXIT, data[0]);
-	else
-		memset(data, 0, len);
-}
-
-static void ignore_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
-{
-	(void)opaque;
-	(void)offset;
-	if (!is_write)
-		memset(data, 0xff, len);
-}
-
-/* On PC chipsets 0xCF8 is the PCI address register for dword access only, and a byte access at
- * 0xCF9 is the reset control register. */
-static void pci_port_filter(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-			    bool is_write)
-{
-	struct vm *vm = opaque;
-
-	if (offset == 1 && len == 1)
-		platform_rcr_io(&vm->platform, 0, data, len, is_write);
-	else
-		pci_io_port(&vm->pci, offset, data, len, is_write);
-}
-
-/* Devices of one kind (several disks) are told apart by their instance number: their order. */
-static int add_device(struct vm *vm, const struct device_ops *ops, void *dev)
-{
-	uint32_t instance = 0;
-
-	if (vm->ndevices >= VM_MAX_DEVICES)
-		return -ENOSPC;
-	for (unsigned int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops->section_id == ops->section_id)
-			instance++;
-	vm->devices[vm->ndevices++] = (struct vm_device){ ops, dev, instance };
-	return 0;
-}
-
-/* The port-I/O and MMIO ranges of the platform devices: the registry, every device and the
- * ports it owns in one place. opaque is found from the vm by offset. */
-struct vm_range {
-	bool mmio;
-	uint64_t base, len;
-	bus_io_fn fn;
-	size_t dev_off; /* offset of the device in struct vm; SIZE_MAX for the vm itself */
-	const char *name;
-};
-
-#define VM_DEV(member) offsetof(struct vm, member)
-#define VM_SELF SIZE_MAX
-
-static const struct vm_range platform_ranges[] = {
-	{ false, SERIAL_COM1_PORT, 8, serial8250_io, VM_DEV(com1), "com1" },
-	{ false, 0x70, 2, rtc_io, VM_DEV(rtc), "cmos-rtc" },
-	/* 0x60 data and 0x64 command/status; 0x61 (PIT gate/speaker) is KVM's. */
-	{ false, I8042_DATA_PORT, 5, platform_i8042_io, VM_DEV(platform), "i8042" },
-	{ false, ACPI_PM1_EVT_PORT, 12, platform_pm_io, VM_DEV(platform), "acpi-pm" },
-	{ false, PCI_CONFIG_PORT, 8, pci_port_filter, VM_SELF, "pci-cfg+rcr" },
-	{ false, 0x80, 1, ignore_io, VM_SELF, "post-code" },
-	{ true, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_mmio, VM_DEV(pci), "pci-ecam" },
-};
-
-/* Returns 0 or the first error, as it was: -EEXIST for an overlap, -ENOSPC when a table is
- * full (bus_register and add_device say which). */
-static int setup_devices(struct vm *vm)
-{
-	int ret = 0;
-
-	bus_init(&vm->pio, "pio");
-	bus_init(&vm->mmio, "mmio");
-	serial8250_init(&vm->com1, &com1_ops, vm);
-	rtc_init(&vm->rtc);
-	platform_init(&vm->platform, &platform_ops, vm);
-	pci_bus_init(&vm->pci);
-
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(platform_ranges); i++) {
-		const struct vm_range *r = &platform_ranges[i];
-		void *opaque = r->dev_off == VM_SELF ? (void *)vm : (char *)vm + r->dev_off;
-
-		ret = bus_register(r->mmio ? &vm->mmio : &vm->pio, r->base, r->len, r->fn, opaque,
-				   r->name);
-	}
-	if (!ret && vm->cfg->payload)
-		ret = bus_register(&vm->pio, PAYLOAD_EXIT_PORT, 1, payload_exit_io, vm,
-				   "payload-exit");
-	/* Saved and loaded in this order. Interrupt lines are raised again by each load, before the
-	 * interrupt controllers' own state is loaded. */
-	if (!ret)
-		ret = add_device(vm, &serial8250_device_ops, &vm->com1);
-	if (!ret)
-		ret = add_device(vm, &rtc_device_ops, &vm->rtc);
-	if (!ret)
-		ret = add_device(vm, &platform_device_ops, &vm->platform);
-	if (!ret)
-		ret = add_device(vm, &pci_bus_device_ops, &vm->pci);
-	if (ret) {
-		pr_err("platform devices: %s", strerror(-ret));
-		return ret;
-	}
-	return vm_setup_virtio(vm, add_device);
 }
 
 static char *build_cmdline(const struct vm *vm)
@@ -564,7 +397,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->rx_space_fd < 0)
 		return -errno;
-	ret = setup_devices(vm);
+	ret = vm_setup_devices(vm);
 	if (ret)
 		return ret;
 

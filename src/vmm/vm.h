@@ -213,10 +213,12 @@ int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *arg), void *arg);
 int vm_unwatch_fd(struct vm *vm, int fd);
 /* Main loop: runs the callbacks of ready watched fds. */
 void vm_dispatch_watches(struct vm *vm);
-/* Creates the virtio devices the configuration asks for and adds them to the registry through
- * add(vm, ops, dev). Returns 0 or -errno. */
-int vm_setup_virtio(struct vm *vm,
-		    int (*add)(struct vm *vm, const struct device_ops *ops, void *dev));
+
+/* vmdev.c: device wiring. Creates the platform devices and the virtio devices the configuration
+ * asks for, registers their ranges on the buses and adds them to the registry (vm->devices).
+ * Returns 0 or the first error, as it was: -EEXIST for an overlap, -ENOSPC when a table is
+ * full. */
+int vm_setup_devices(struct vm *vm);
 
 /* vmdisk.c: disks across snapshots, restores and migrations (docs/snapshots.md). */
 struct virtio_blk_opts;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Interrupt routing (the ISA/IOAPIC table plus MSI routes), irqfds and ioeventfds, fds the main
- * loop watches for devices, and the virtio devices' view of all that (struct virtio_pci_host). */
+/* Interrupt routing (the ISA/IOAPIC table plus MSI routes), irqfds and ioeventfds, and fds the
+ * main loop watches for devices. The devices themselves are wired in vmdev.c. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -9,19 +9,7 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
-#include "../virtio/devices.h"
 #include "vm.h"
-
-/* INTx lines for virtio functions, by creation order: ISA IRQs with no other user, which Linux
- * takes from the Interrupt Line register when ACPI has no _PRT (MSI-X is the normal path).
- * Functions past the fourth share lines round-robin: only the INTx fallback would notice. */
-static const uint32_t virtio_intx_irqs[] = { 10, 11, 5, 9 };
-
-/* Functions beyond the fourth share lines: INTx is only the fallback without MSI-X. */
-static uint32_t intx_irq(unsigned int *n)
-{
-	return virtio_intx_irqs[(*n)++ % ARRAY_SIZE(virtio_intx_irqs)];
-}
 
 static int set_routes(struct vm *vm)
 {
@@ -207,153 +195,4 @@ void vm_dispatch_watches(struct vm *vm)
 		if (w.cb)
 			w.cb(w.arg);
 	}
-}
-
-/* ---- the virtio devices' host ---- */
-
-static int host_ioeventfd(void *opaque, uint64_t gpa, uint32_t len, int fd, bool assign)
-{
-	return vm_ioeventfd(opaque, gpa, len, fd, assign);
-}
-
-static int host_msi_alloc(void *opaque, uint32_t *gsi)
-{
-	return vm_msi_alloc(opaque, gsi);
-}
-
-static int host_msi_route(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data)
-{
-	return vm_msi_route(opaque, gsi, addr, data);
-}
-
-static int host_msi_commit(void *opaque)
-{
-	return vm_msi_commit(opaque);
-}
-
-static int host_irqfd(void *opaque, uint32_t gsi, int fd)
-{
-	return vm_irqfd(opaque, gsi, fd);
-}
-
-static void host_set_intx(void *opaque, uint32_t irq, int level)
-{
-	struct vm *vm = opaque;
-	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
-
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
-		pr_debug("KVM_IRQ_LINE %u: %s", irq, strerror(errno));
-}
-
-/* Device writes to guest RAM, for the migration's dirty page tracking. */
-static void host_mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
-{
-	struct vm *vm = opaque;
-
-	memory_mark_dirty(&vm->mem, gpa, len);
-}
-
-static int host_watch_fd(void *opaque, int fd, void (*cb)(void *arg), void *arg)
-{
-	return vm_watch_fd(opaque, fd, cb, arg);
-}
-
-static int host_unwatch_fd(void *opaque, int fd)
-{
-	return vm_unwatch_fd(opaque, fd);
-}
-
-int vm_setup_virtio(struct vm *vm,
-		    int (*add)(struct vm *vm, const struct device_ops *ops, void *dev))
-{
-	unsigned int nirq = 0;
-	int ret = 0;
-
-	vm->virtio_host = (struct virtio_pci_host){
-		.opaque = vm,
-		.mem = &vm->mem,
-		.mark_dirty = host_mark_dirty,
-		.ioeventfd = host_ioeventfd,
-		.msi_alloc = host_msi_alloc,
-		.msi_route = host_msi_route,
-		.msi_commit = host_msi_commit,
-		.irqfd = host_irqfd,
-		.set_intx = host_set_intx,
-		.watch_fd = host_watch_fd,
-		.unwatch_fd = host_unwatch_fd,
-	};
-	if (vm->cfg->virtio_rng) {
-		ret = virtio_rng_create(&vm->virtio_rng, &vm->virtio_host, &vm->pci, &vm->mmio,
-					intx_irq(&nirq));
-		if (!ret)
-			ret = add(vm, &virtio_rng_device_ops, vm->virtio_rng);
-		if (ret) {
-			pr_err("virtio-rng: %s", strerror(-ret));
-			return ret;
-		}
-	}
-	if (vm->cfg->virtio_console) {
-		ret = virtio_console_create(&vm->virtio_console, &vm->virtio_host, &vm->pci,
-					    &vm->mmio, intx_irq(&nirq), vm->cfg->virtio_console);
-		if (!ret)
-			ret = add(vm, &virtio_console_device_ops, vm->virtio_console);
-		if (ret) {
-			pr_err("virtio-console %s: %s", vm->cfg->virtio_console, strerror(-ret));
-			return ret;
-		}
-	}
-	if (vm->cfg->balloon) {
-		ret = virtio_balloon_create(&vm->virtio_balloon, &vm->virtio_host, &vm->mem,
-					    &vm->pci, &vm->mmio, intx_irq(&nirq),
-					    vm->cfg->balloon_flags);
-		if (!ret)
-			ret = add(vm, &virtio_balloon_device_ops, vm->virtio_balloon);
-		if (ret) {
-			pr_err("virtio-balloon: %s", strerror(-ret));
-			return ret;
-		}
-	}
-	if (vm->cfg->vsock) {
-		ret = virtio_vsock_create(&vm->virtio_vsock, &vm->virtio_host, &vm->pci, &vm->mmio,
-					  intx_irq(&nirq), vm->cfg->vsock_cid, vm->cfg->vsock_uds);
-		if (!ret)
-			ret = add(vm, &virtio_vsock_device_ops, vm->virtio_vsock);
-		if (ret) {
-			pr_err("virtio-vsock %s: %s", vm->cfg->vsock, strerror(-ret));
-			return ret;
-		}
-	}
-	for (unsigned int i = 0; i < vm->cfg->ndisks; i++) {
-		struct virtio_blk_opts opts;
-		char overlay[4096];
-
-		ret = vm_disk_prepare(vm, i, &opts, overlay, sizeof(overlay));
-		if (ret)
-			return ret;
-		ret = virtio_blk_create(&vm->virtio_blk[i], &vm->virtio_host, &vm->pci, &vm->mmio,
-					intx_irq(&nirq), &opts);
-		if (!ret) {
-			vm->ndisks = i + 1;
-			ret = add(vm, &virtio_blk_device_ops, vm->virtio_blk[i]);
-		}
-		if (ret) {
-			pr_err("--disk %s: cannot use it: %s", opts.path,
-			       ret == -ENOSPC ? "too many devices" : strerror(-ret));
-			return ret;
-		}
-	}
-	for (unsigned int i = 0; i < vm->cfg->nnet; i++) {
-		/* virtio_net_create says what went wrong with the backend itself. */
-		ret = virtio_net_create(&vm->virtio_net[i], &vm->virtio_host, &vm->pci, &vm->mmio,
-					intx_irq(&nirq), i, vm->cfg->net[i]);
-		if (ret)
-			return ret;
-		vm->nnet++;
-		ret = add(vm, &virtio_net_device_ops, vm->virtio_net[i]);
-		if (ret) {
-			pr_err("virtio-net%u: %s", i, strerror(-ret));
-			return ret;
-		}
-	}
-	return 0;
 }
