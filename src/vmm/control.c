@@ -18,8 +18,10 @@
 int control_open(struct control *c, const char *path)
 {
 	memset(c, 0, sizeof(*c));
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		c->clients[i].fd = -1;
+		c->clients[i].owner = c;
+	}
 	c->listen_fd = -1;
 	c->listen_fd = unix_listen(path, CONTROL_MAX_CLIENTS);
 	if (c->listen_fd < 0) {
@@ -35,9 +37,14 @@ int control_open(struct control *c, const char *path)
 void control_close(struct control *c)
 {
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		if (c->clients[i].fd >= 0)
+		if (c->clients[i].fd >= 0) {
+			if (c->vm)
+				vm_unwatch_fd(c->vm, c->clients[i].fd);
 			close(c->clients[i].fd);
+		}
 	if (c->listen_fd >= 0) {
+		if (c->vm)
+			vm_unwatch_fd(c->vm, c->listen_fd);
 		close(c->listen_fd);
 		unlink(c->path);
 	}
@@ -426,6 +433,9 @@ out_tok:
 
 static void drop(struct control_client *cl)
 {
+	/* Unwatched before the close: the fd number may be reused at once by another thread. */
+	if (cl->owner && cl->owner->vm)
+		vm_unwatch_fd(cl->owner->vm, cl->fd);
 	close(cl->fd);
 	cl->fd = -1;
 	cl->len = 0;
@@ -471,4 +481,47 @@ int control_serve(struct control *c, int i, struct vm *vm)
 		return -1;
 	}
 	return 0;
+}
+
+/* A client sent something. A late call for a client dropped meanwhile finds no fd, or a new
+ * client in the slot with nothing to read yet (non-blocking). */
+static void client_readable(void *arg)
+{
+	struct control_client *cl = arg;
+	struct control *c = cl->owner;
+
+	if (cl->fd >= 0)
+		control_serve(c, (int)(cl - c->clients), c->vm);
+}
+
+static void listen_readable(void *arg)
+{
+	struct control *c = arg;
+	int slot = control_accept(c);
+	int ret;
+
+	if (slot < 0)
+		return;
+	ret = vm_watch_fd(c->vm, c->clients[slot].fd, client_readable, &c->clients[slot]);
+	if (ret) {
+		pr_warn("control: cannot watch a new client: %s", strerror(-ret));
+		c->clients[slot].owner = NULL; /* not watched: nothing to unwatch */
+		drop(&c->clients[slot]);
+		c->clients[slot].owner = c;
+	}
+}
+
+int control_watch(struct control *c, struct vm *vm)
+{
+	int ret;
+
+	if (c->listen_fd < 0)
+		return 0;
+	c->vm = vm;
+	ret = vm_watch_fd(vm, c->listen_fd, listen_readable, c);
+	if (ret) {
+		pr_err("control: cannot watch --api-sock: %s", strerror(-ret));
+		c->vm = NULL;
+	}
+	return ret;
 }

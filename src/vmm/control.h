@@ -13,8 +13,11 @@
 
 struct vm;
 
+struct control;
+
 struct control_client {
 	int fd; /* -1: free slot */
+	struct control *owner;
 	char buf[CONTROL_MAX_REQUEST];
 	size_t len;
 };
@@ -24,6 +27,7 @@ struct control {
 	const char *path;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 	unsigned long refused; /* clients of another user turned away */
+	struct vm *vm; /* set by control_watch: the VM served, whose main loop watches the fds */
 };
 
 int control_open(struct control *c, const char *path);
@@ -34,6 +38,9 @@ int control_accept(struct control *c);
 /* Reads and answers what client slot i sent. Returns 0, or -1 when the client is gone (its fd
  * is then closed and the slot freed; the caller drops it from its poll set first). */
 int control_serve(struct control *c, int i, struct vm *vm);
+/* Serves vm from its main loop: the listening socket and each client are fds watched there
+ * (vm_watch_fd), so the loop knows nothing of the control socket. Returns 0 or -errno. */
+int control_watch(struct control *c, struct vm *vm);
 
 /* Handles one request line and writes the reply (one line, without newline) into out. Exposed
  * for tests. */

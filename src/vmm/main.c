@@ -11,6 +11,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "config.h"
+#include "control.h"
 #include "jail.h"
 #include "sandbox.h"
 #include "vm.h"
@@ -18,6 +19,9 @@
 #include "vmstate.h"
 
 static struct vm the_vm;
+/* Outside struct vm: the VM does not know its control socket, which watches its fds through
+ * vm_watch_fd (control_watch). */
+static struct control the_control = { .listen_fd = -1 };
 
 static void restore_terminal(void)
 {
@@ -122,7 +126,9 @@ int vmm_run_main(int argc, char **argv)
 	}
 	/* The control socket comes last: once it exists, the console (a file a client may wait
 	 * for) and everything else is in place. */
-	if (cfg.api_sock && control_open(&the_vm.control, cfg.api_sock)) {
+	if (cfg.api_sock &&
+	    (control_open(&the_control, cfg.api_sock) || control_watch(&the_control, &the_vm))) {
+		control_close(&the_control);
 		console_close(&the_vm.console);
 		vm_destroy(&the_vm);
 		return EXIT_ERROR;
@@ -131,6 +137,7 @@ int vmm_run_main(int argc, char **argv)
 		pr_info("console on this terminal; press Ctrl-A x to quit");
 	status = vm_run(&the_vm);
 	console_close(&the_vm.console);
+	control_close(&the_control);
 
 	switch (the_vm.stop_reason) {
 	case STOP_POWEROFF:

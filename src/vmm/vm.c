@@ -303,9 +303,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	/* Every fd vm_destroy closes is -1 before anything can fail: a zeroed one is stdin. */
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->rx_space_fd = -1;
 	vm->watch_ep = vm->stop_deadline_fd = -1;
-	vm->control.listen_fd = -1;
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		vm->control.clients[i].fd = -1;
 	migration_init(&vm->migration);
 	pthread_mutex_init(&vm->watch_lock, NULL);
 	vm->watch_ep = epoll_create1(EPOLL_CLOEXEC);
@@ -565,7 +562,6 @@ void vm_get_status(struct vm *vm, struct vm_status *st)
 void vm_destroy(struct vm *vm)
 {
 	migration_finish(vm);
-	control_close(&vm->control);
 	if (vm->stop_deadline_fd >= 0)
 		close(vm->stop_deadline_fd);
 	vm->stop_deadline_fd = -1;

@@ -17,7 +17,6 @@
 #include "../virtio/pci.h"
 #include "config.h"
 #include "console.h"
-#include "control.h"
 #include "migrate.h"
 
 /* Exit statuses of `vireo run` (documented in --help). */
@@ -136,7 +135,6 @@ struct vm {
 	/* Graceful stop: the power button was pressed; hard stop when this timer fires. */
 	int stop_deadline_fd;
 	unsigned int stop_timeout_s;
-	struct control control;
 	struct migration migration;
 
 	/* vmio.c: KVM's GSI routing table, kept here whole because KVM_SET_GSI_ROUTING replaces

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* The main loop of a running VM (vm_run): the vCPU threads are started, then one epoll set
  * serves stop requests, signals, the run timeout and the graceful-stop deadline, console input
- * with back-pressure from the UART, the control socket and its clients, and the devices' own
- * fds (vm_watch_fd) until something asks the VM to stop; then the vCPU threads are stopped and
- * joined. */
+ * with back-pressure from the UART, and the fds watched with vm_watch_fd (devices, the control
+ * socket and its clients) until something asks the VM to stop; then the vCPU threads are
+ * stopped and joined. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -28,9 +28,7 @@ enum {
 	TAG_RXSPACE,
 	TAG_LISTEN,
 	TAG_DEADLINE,
-	TAG_CONTROL,
 	TAG_WATCH, /* device fds (vm_watch_fd) */
-	TAG_CONTROL_CLIENT, /* + the client's slot */
 };
 
 /* The loop's own fds and the console input watch (owned here, closed by loop_close). */
@@ -147,8 +145,6 @@ static int loop_open(struct vm *vm, struct vm_loop *l)
 	if (vm->console.listen_fd >= 0)
 		epoll_add(l->ep, vm->console.listen_fd, TAG_LISTEN);
 	epoll_add(l->ep, vm->stop_deadline_fd, TAG_DEADLINE);
-	if (vm->control.listen_fd >= 0)
-		epoll_add(l->ep, vm->control.listen_fd, TAG_CONTROL);
 	epoll_add(l->ep, vm->watch_ep, TAG_WATCH);
 	if (vm->cfg->timeout_s) {
 		struct itimerspec its = { .it_value.tv_sec = vm->cfg->timeout_s };
@@ -246,24 +242,6 @@ static void console_input(struct vm *vm, struct vm_loop *l)
 	}
 }
 
-/* A control client connects (TAG_CONTROL) or sends (TAG_CONTROL_CLIENT + its slot). */
-static void control_event(struct vm *vm, struct vm_loop *l, uint64_t tag)
-{
-	int slot, fd;
-
-	if (tag == TAG_CONTROL) {
-		slot = control_accept(&vm->control);
-		if (slot >= 0)
-			epoll_add(l->ep, vm->control.clients[slot].fd,
-				  TAG_CONTROL_CLIENT + (uint64_t)slot);
-		return;
-	}
-	slot = (int)(tag - TAG_CONTROL_CLIENT);
-	fd = vm->control.clients[slot].fd;
-	if (control_serve(&vm->control, slot, vm) < 0)
-		epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
-}
-
 static void dispatch(struct vm *vm, struct vm_loop *l, uint64_t tag)
 {
 	struct signalfd_siginfo si;
@@ -300,14 +278,9 @@ static void dispatch(struct vm *vm, struct vm_loop *l, uint64_t tag)
 	case TAG_INPUT:
 		console_input(vm, l);
 		break;
-	case TAG_CONTROL:
-		control_event(vm, l, tag);
-		break;
 	case TAG_STOP:
 		break; /* the loop condition sees it */
 	default:
-		if (tag >= TAG_CONTROL_CLIENT)
-			control_event(vm, l, tag);
 		break;
 	}
 }

@@ -60,6 +60,24 @@ void vm_request_stop(struct vm *v, enum stop_reason reason, int status)
 	(void)status;
 }
 
+/* control.c watches its fds through these when control_watch was called; the fuzzer calls
+ * control_serve directly and never does. */
+int vm_watch_fd(struct vm *v, int fd, void (*cb)(void *arg), void *arg)
+{
+	(void)v;
+	(void)fd;
+	(void)cb;
+	(void)arg;
+	return -ENOSPC;
+}
+
+int vm_unwatch_fd(struct vm *v, int fd)
+{
+	(void)v;
+	(void)fd;
+	return -ENOENT;
+}
+
 void vm_get_status(struct vm *v, struct vm_status *st)
 {
 	(void)v;

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Control socket (vireo run --api-sock) and `vireo vmctl`, on the counter payload: status,
 pause (the console stops), resume (it goes on), bad requests (answered, VM unharmed), graceful
-stop with a deadline (the payload ignores the power button), forced stop.
+stop with a deadline (the payload ignores the power button), forced stop, and eight clients at
+once with a ninth refused, their slots reused after they hang up.
 Usage: control_test.py VIREO PAYLOAD_DIR"""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,6 +144,34 @@ with tempfile.TemporaryDirectory() as tmp:
         check("vmctl reports the VM's refusal", code == 1 and "unknown command" in se)
         code, so, _ = vmctl(sock, "status")
         check("VM unharmed by bad requests", code == 0 and "running" in so)
+
+        # Every client is an fd the main loop watches: 8 at once are served, a ninth is turned
+        # away, and slots freed by clients that hang up (or send half a line and go) are reused,
+        # several rounds over, without the loop losing track of an fd.
+        for rnd in range(3):
+            held = []
+            for _ in range(8):
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.settimeout(10)
+                c.connect(sock)
+                held.append(c)
+            held[0].sendall(b'{"cmd":"status"}\n')
+            r0 = held[0].recv(4096).decode(errors="replace")
+            r = unix_exchange(sock).decode(errors="replace")  # refused at once, unasked
+            check(f"round {rnd}: 8 clients served, a ninth refused",
+                  '"ok":true' in r0 and "too many control clients" in r, r.strip()[:80])
+            held[1].sendall(b'{"cmd":"sta')
+            for c in held:
+                c.close()
+            r = ""
+            deadline = time.monotonic() + 10
+            while "running" not in r and time.monotonic() < deadline:
+                try:
+                    r = raw(sock, b'{"cmd":"status"}\n')
+                except OSError as e:  # refused before the hang-ups were seen
+                    r = str(e)
+                time.sleep(0.05)
+            check(f"round {rnd}: freed slots serve new clients", "running" in r, r.strip()[:80])
 
         # The payload ignores the power button: the deadline must stop it.
         t0 = time.monotonic()
