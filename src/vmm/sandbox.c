@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -338,6 +339,9 @@ int sandbox_build(void)
 	/* glibc counts the CPUs (reading /sys) when a thread first needs a new malloc arena; it
 	 * is told now, with the number it would compute (8 per CPU), so no thread has to later. */
 	mallopt(M_ARENA_MAX, 8 * (int)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L));
+	/* glibc reads /etc/localtime the first time any time conversion runs, even gmtime_r (the
+	 * RTC's, on a vCPU thread): done now, while files may still be opened. */
+	tzset();
 	for (int nr = 0; nr < MAX_SYSCALL_NR; nr++)
 		syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 	def = sb.mode == SANDBOX_SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP;
