@@ -438,279 +438,288 @@ static int parse_net(const char *arg, struct vm_config *cfg, char *err, size_t e
 	return 0;
 }
 
-int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+/* Returned by the option groups below for an option that is not theirs. */
+#define NOT_MINE 1
+
+/* Options that shape the machine or its boot; they name themselves in *machine_opt, which
+ * --restore and --incoming refuse (the machine comes from the saved VM). */
+static int parse_machine_opt(int c, struct vm_config *cfg, const char **machine_opt, char *err,
+			     size_t errlen)
 {
 	uint64_t v;
-	int c, n;
-	const char *machine_opt = NULL; /* an option that shapes the machine or the boot */
+	int n;
 
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->mem_size = 256 * MIB;
-	cfg->ncpus = 1;
-	cfg->pvm = PVM_AUTO;
-	cfg->console = CONSOLE_STDIO;
-	cfg->on_reboot = REBOOT_EXIT;
-	cfg->sandbox.seccomp = SANDBOX_SECCOMP_DEFAULT;
-
-	optind = 0; /* 0, not 1: also resets glibc's position inside a short-option cluster */
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":k:i:c:m:vqh", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			machine_opt = "--kernel";
-			cfg->kernel = optarg;
-			break;
-		case 'i':
-			machine_opt = "--initrd";
-			cfg->initrd = optarg;
-			break;
-		case 'c':
-			machine_opt = "--cmdline";
-			cfg->cmdline = optarg;
-			break;
-		case OPT_PAYLOAD:
-			machine_opt = "--payload";
-			cfg->payload = optarg;
-			break;
-		case 'm':
-			machine_opt = "--memory";
-			if (parse_size(optarg, MIB, &v) < 0)
-				return bad(err, errlen,
-					   "--memory: '%s' is not a size (examples: 256M, 2G)",
-					   optarg);
-			if (v < 16 * MIB)
-				return bad(err, errlen,
-					   "--memory: '%s' is too small (at least 16M)", optarg);
-			if (v > 1024 * GIB)
-				return bad(err, errlen, "--memory: '%s' is too large (at most 1T)",
-					   optarg);
-			if (v % (4 * KIB))
-				return bad(err, errlen, "--memory: '%s' is not a multiple of 4 KiB",
-					   optarg);
-			cfg->mem_size = v;
-			break;
-		case OPT_CPUS:
-			machine_opt = "--cpus";
-			if (parse_u64(optarg, &v) < 0)
-				return bad(err, errlen, "--cpus: '%s' is not a number", optarg);
-			if (v == 0)
-				return bad(err, errlen, "--cpus: %s: a VM needs at least one vCPU",
-					   optarg);
-			if (v > VM_MAX_CPUS_DEFAULT)
-				return bad(err, errlen,
-					   "--cpus: %s: at most 254 vCPUs are supported", optarg);
-			cfg->ncpus = (unsigned int)v;
-			break;
-		case OPT_HUGEPAGES:
-			machine_opt = "--hugepages";
-			cfg->hugepages = true;
-			break;
-		case OPT_CPU_FEATURES: {
-			machine_opt = "--cpu-features";
-			char msg[256];
-			n = cpuid_parse_features(optarg, cfg->cpu_changes + cfg->ncpu_changes,
-						 CPUID_MAX_CHANGES - cfg->ncpu_changes, msg,
-						 sizeof(msg));
-			if (n < 0)
-				return bad(err, errlen, "--cpu-features: %s", msg);
-			cfg->ncpu_changes += (size_t)n;
-			break;
-		}
-		case OPT_PVM:
-			machine_opt = "--pvm";
-			if (choose(optarg, "--pvm", pvm_names, &n, err, errlen))
-				return -EINVAL;
-			cfg->pvm = (enum pvm_mode)n;
-			break;
-		case OPT_CONSOLE:
-			if (!strcmp(optarg, "stdio")) {
-				cfg->console = CONSOLE_STDIO;
-			} else if (!strcmp(optarg, "none")) {
-				cfg->console = CONSOLE_NONE;
-			} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
-				cfg->console = CONSOLE_FILE;
-				cfg->console_path = optarg + 5;
-				if (check_file_spec("--console", optarg + 5, err, errlen))
-					return -EINVAL;
-			} else if (!strncmp(optarg, "socket:", 7) && optarg[7]) {
-				cfg->console = CONSOLE_SOCKET;
-				cfg->console_path = optarg + 7;
-				if (strlen(cfg->console_path) >= 108)
-					return bad(err, errlen,
-						   "--console: socket path '%s' is too long",
-						   cfg->console_path);
-			} else {
-				return bad(
-					err, errlen,
-					"--console: '%s': expected stdio, file:PATH, socket:PATH "
-					"or none",
-					optarg);
-			}
-			break;
-		case OPT_ON_REBOOT:
-			if (choose(optarg, "--on-reboot", reboot_names, &n, err, errlen))
-				return -EINVAL;
-			cfg->on_reboot = (enum reboot_action)n;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 7 * 24 * 3600)
-				return bad(err, errlen,
-					   "--timeout: '%s' is not a number of seconds (1..604800)",
-					   optarg);
-			cfg->timeout_s = (unsigned int)v;
-			break;
-		case OPT_BOOT:
-			machine_opt = "--boot";
-			if (choose(optarg, "--boot", boot_names, &n, err, errlen))
-				return -EINVAL;
-			cfg->boot = (enum boot_protocol)n;
-			break;
-		case OPT_API_SOCK:
-			cfg->api_sock = optarg;
-			break;
-		case OPT_PROFILE:
-			cfg->profile = optarg;
-			break;
-		case OPT_RESTORE:
-			cfg->restore = optarg;
-			break;
-		case OPT_FORCE:
-			cfg->force = true;
-			break;
-		case OPT_INCOMING:
-			if (strncmp(optarg, "tcp:", 4) || !strchr(optarg + 4, ':'))
-				return bad(err, errlen,
-					   "--incoming: '%s': expected tcp:HOST:PORT (e.g. "
-					   "tcp:0.0.0.0:4444)",
-					   optarg);
-			cfg->incoming = optarg;
-			break;
-		case OPT_RNG:
-			machine_opt = "--rng";
-			cfg->virtio_rng = true;
-			break;
-		case OPT_VIRTIO_CONSOLE:
-			if ((strncmp(optarg, "socket:", 7) || !optarg[7]) &&
-			    (strncmp(optarg, "file:", 5) || !optarg[5]))
-				return bad(
-					err, errlen,
-					"--virtio-console: '%s': expected socket:PATH or file:PATH",
-					optarg);
-			if (!strncmp(optarg, "socket:", 7) && strlen(optarg + 7) >= 108)
-				return bad(err, errlen,
-					   "--virtio-console: socket path '%s' is too long",
-					   optarg + 7);
-			if (!strncmp(optarg, "file:", 5) &&
-			    check_file_spec("--virtio-console", optarg + 5, err, errlen))
-				return -EINVAL;
-			cfg->virtio_console = optarg;
-			break;
-		case OPT_BALLOON:
-			machine_opt = "--balloon";
-			cfg->balloon = true;
-			if (optarg && !strcmp(optarg, "deflate-on-oom"))
-				cfg->balloon_flags |= 1u; /* BALLOON_DEFLATE_ON_OOM */
-			else if (optarg)
-				return bad(err, errlen,
-					   "--balloon: '%s': the only option is deflate-on-oom",
-					   optarg);
-			break;
-		case OPT_VSOCK: {
-			char msg[200];
-
-			if (config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_uds,
-					       sizeof(cfg->vsock_uds), msg, sizeof(msg)))
-				return bad(err, errlen, "--vsock: %s", msg);
-			cfg->vsock = optarg;
-			break;
-		}
-		case OPT_DISK:
-			/* Not a machine option: with --restore and --incoming the images come
-			 * from here too, one per saved disk (vmstate_read_config). */
-			if (cfg->ndisks >= VM_MAX_DISKS)
-				return bad(err, errlen, "--disk %s: at most 16 disks", optarg);
-			if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))
-				return -EINVAL;
-			cfg->ndisks++;
-			break;
-		case OPT_OVERLAY_DIR:
-			if (!*optarg)
-				return bad(err, errlen, "%s",
-					   "--overlay-dir: empty directory name");
-			cfg->overlay_dir = optarg;
-			break;
-		case OPT_BACKING_DIR:
-			if (blk_allow_backing_dir(optarg))
-				return bad(err, errlen, "--backing-dir: %s", blk_last_error());
-			break;
-		case OPT_NET:
-			if (parse_net(optarg, cfg, err, errlen))
-				return -EINVAL;
-			break;
-		case OPT_MIGRATION_TLS:
-			if ((strncmp(optarg, "psk=", 4) || !optarg[4]) &&
-			    (strncmp(optarg, "x509=", 5) || !optarg[5]))
-				return bad(err, errlen,
-					   "--migration-tls: '%s': expected psk=FILE or x509=DIR",
-					   optarg);
-			cfg->migration_tls = optarg;
-			break;
-		case OPT_INSECURE_MIGRATION:
-			cfg->insecure_migration = true;
-			break;
-		case OPT_SECCOMP:
-			if (sandbox_parse_seccomp(optarg, &cfg->sandbox.seccomp))
-				return bad(err, errlen,
-					   "--seccomp: '%s': expected kill, log or off", optarg);
-			cfg->sandbox.seccomp_given = true;
-			break;
-		case OPT_USER:
-			cfg->sandbox.user = optarg;
-			break;
-		case OPT_GROUP:
-			cfg->sandbox.group = optarg;
-			break;
-		case OPT_CGROUP:
-			if (optarg[0] != '/')
-				return bad(err, errlen,
-					   "--cgroup: '%s': expected an absolute path (e.g. "
-					   "/sys/fs/cgroup/vireo/vm1)",
-					   optarg);
-			cfg->sandbox.cgroup = optarg;
-			break;
-		case OPT_CGROUP_CREATE:
-			cfg->sandbox.cgroup_create = true;
-			break;
-		case OPT_JAIL:
-			if (optarg[0] != '/')
-				return bad(err, errlen, "--jail: '%s': expected an absolute path",
-					   optarg);
-			cfg->jail = optarg;
-			break;
-		case 'v':
-			cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
-			break;
-		case 'q':
-			cfg->verbosity = -1;
-			break;
-		case 'h':
-			return 1;
-		case ':':
-			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-		default:
-			/* For a short option inside a cluster argv[optind - 1] is not it. */
-			if (optopt) {
-				snprintf(err, errlen,
-					 "unknown option '-%c' (see `vireo run --help`)", optopt);
-				return -EINVAL;
-			}
-			return bad(err, errlen, "unknown option '%s' (see `vireo run --help`)",
-				   argv[optind - 1]);
-		}
+	switch (c) {
+	case 'k':
+		*machine_opt = "--kernel";
+		cfg->kernel = optarg;
+		break;
+	case 'i':
+		*machine_opt = "--initrd";
+		cfg->initrd = optarg;
+		break;
+	case 'c':
+		*machine_opt = "--cmdline";
+		cfg->cmdline = optarg;
+		break;
+	case OPT_PAYLOAD:
+		*machine_opt = "--payload";
+		cfg->payload = optarg;
+		break;
+	case 'm':
+		*machine_opt = "--memory";
+		if (parse_size(optarg, MIB, &v) < 0)
+			return bad(err, errlen, "--memory: '%s' is not a size (examples: 256M, 2G)",
+				   optarg);
+		if (v < 16 * MIB)
+			return bad(err, errlen, "--memory: '%s' is too small (at least 16M)",
+				   optarg);
+		if (v > 1024 * GIB)
+			return bad(err, errlen, "--memory: '%s' is too large (at most 1T)", optarg);
+		if (v % (4 * KIB))
+			return bad(err, errlen, "--memory: '%s' is not a multiple of 4 KiB",
+				   optarg);
+		cfg->mem_size = v;
+		break;
+	case OPT_CPUS:
+		*machine_opt = "--cpus";
+		if (parse_u64(optarg, &v) < 0)
+			return bad(err, errlen, "--cpus: '%s' is not a number", optarg);
+		if (v == 0)
+			return bad(err, errlen, "--cpus: %s: a VM needs at least one vCPU", optarg);
+		if (v > VM_MAX_CPUS_DEFAULT)
+			return bad(err, errlen, "--cpus: %s: at most 254 vCPUs are supported",
+				   optarg);
+		cfg->ncpus = (unsigned int)v;
+		break;
+	case OPT_HUGEPAGES:
+		*machine_opt = "--hugepages";
+		cfg->hugepages = true;
+		break;
+	case OPT_CPU_FEATURES: {
+		*machine_opt = "--cpu-features";
+		char msg[256];
+		n = cpuid_parse_features(optarg, cfg->cpu_changes + cfg->ncpu_changes,
+					 CPUID_MAX_CHANGES - cfg->ncpu_changes, msg, sizeof(msg));
+		if (n < 0)
+			return bad(err, errlen, "--cpu-features: %s", msg);
+		cfg->ncpu_changes += (size_t)n;
+		break;
 	}
-	if (optind < argc)
-		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
-			   argv[optind]);
+	case OPT_PVM:
+		*machine_opt = "--pvm";
+		if (choose(optarg, "--pvm", pvm_names, &n, err, errlen))
+			return -EINVAL;
+		cfg->pvm = (enum pvm_mode)n;
+		break;
+	case OPT_BOOT:
+		*machine_opt = "--boot";
+		if (choose(optarg, "--boot", boot_names, &n, err, errlen))
+			return -EINVAL;
+		cfg->boot = (enum boot_protocol)n;
+		break;
+	case OPT_RNG:
+		*machine_opt = "--rng";
+		cfg->virtio_rng = true;
+		break;
+	case OPT_BALLOON:
+		*machine_opt = "--balloon";
+		cfg->balloon = true;
+		if (optarg && !strcmp(optarg, "deflate-on-oom"))
+			cfg->balloon_flags |= 1u; /* BALLOON_DEFLATE_ON_OOM */
+		else if (optarg)
+			return bad(err, errlen,
+				   "--balloon: '%s': the only option is deflate-on-oom", optarg);
+		break;
+	default:
+		return NOT_MINE;
+	}
+	return 0;
+}
+
+/* The host side of devices: console, virtio-console and vsock endpoints, disk images and their
+ * directories, networks. Given again with --restore and --incoming. */
+static int parse_device_opt(int c, struct vm_config *cfg, char *err, size_t errlen)
+{
+	switch (c) {
+	case OPT_CONSOLE:
+		if (!strcmp(optarg, "stdio")) {
+			cfg->console = CONSOLE_STDIO;
+		} else if (!strcmp(optarg, "none")) {
+			cfg->console = CONSOLE_NONE;
+		} else if (!strncmp(optarg, "file:", 5) && optarg[5]) {
+			cfg->console = CONSOLE_FILE;
+			cfg->console_path = optarg + 5;
+			if (check_file_spec("--console", optarg + 5, err, errlen))
+				return -EINVAL;
+		} else if (!strncmp(optarg, "socket:", 7) && optarg[7]) {
+			cfg->console = CONSOLE_SOCKET;
+			cfg->console_path = optarg + 7;
+			if (strlen(cfg->console_path) >= 108)
+				return bad(err, errlen, "--console: socket path '%s' is too long",
+					   cfg->console_path);
+		} else {
+			return bad(err, errlen,
+				   "--console: '%s': expected stdio, file:PATH, socket:PATH "
+				   "or none",
+				   optarg);
+		}
+		break;
+	case OPT_VIRTIO_CONSOLE:
+		if ((strncmp(optarg, "socket:", 7) || !optarg[7]) &&
+		    (strncmp(optarg, "file:", 5) || !optarg[5]))
+			return bad(err, errlen,
+				   "--virtio-console: '%s': expected socket:PATH or file:PATH",
+				   optarg);
+		if (!strncmp(optarg, "socket:", 7) && strlen(optarg + 7) >= 108)
+			return bad(err, errlen, "--virtio-console: socket path '%s' is too long",
+				   optarg + 7);
+		if (!strncmp(optarg, "file:", 5) &&
+		    check_file_spec("--virtio-console", optarg + 5, err, errlen))
+			return -EINVAL;
+		cfg->virtio_console = optarg;
+		break;
+	case OPT_VSOCK: {
+		char msg[200];
+
+		if (config_parse_vsock(optarg, &cfg->vsock_cid, cfg->vsock_uds,
+				       sizeof(cfg->vsock_uds), msg, sizeof(msg)))
+			return bad(err, errlen, "--vsock: %s", msg);
+		cfg->vsock = optarg;
+		break;
+	}
+	case OPT_DISK:
+		/* Not a machine option: with --restore and --incoming the images come
+		 * from here too, one per saved disk (vmstate_read_config). */
+		if (cfg->ndisks >= VM_MAX_DISKS)
+			return bad(err, errlen, "--disk %s: at most 16 disks", optarg);
+		if (parse_disk(optarg, &cfg->disks[cfg->ndisks], err, errlen))
+			return -EINVAL;
+		cfg->ndisks++;
+		break;
+	case OPT_OVERLAY_DIR:
+		if (!*optarg)
+			return bad(err, errlen, "%s", "--overlay-dir: empty directory name");
+		cfg->overlay_dir = optarg;
+		break;
+	case OPT_BACKING_DIR:
+		if (blk_allow_backing_dir(optarg))
+			return bad(err, errlen, "--backing-dir: %s", blk_last_error());
+		break;
+	case OPT_NET:
+		if (parse_net(optarg, cfg, err, errlen))
+			return -EINVAL;
+		break;
+	default:
+		return NOT_MINE;
+	}
+	return 0;
+}
+
+/* How the VMM runs: reboot action, timeout, control socket, profile, restore, migration,
+ * verbosity. */
+static int parse_lifecycle_opt(int c, struct vm_config *cfg, char *err, size_t errlen)
+{
+	uint64_t v;
+	int n;
+
+	switch (c) {
+	case OPT_ON_REBOOT:
+		if (choose(optarg, "--on-reboot", reboot_names, &n, err, errlen))
+			return -EINVAL;
+		cfg->on_reboot = (enum reboot_action)n;
+		break;
+	case OPT_TIMEOUT:
+		if (parse_u64(optarg, &v) < 0 || v == 0 || v > 7 * 24 * 3600)
+			return bad(err, errlen,
+				   "--timeout: '%s' is not a number of seconds (1..604800)",
+				   optarg);
+		cfg->timeout_s = (unsigned int)v;
+		break;
+	case OPT_API_SOCK:
+		cfg->api_sock = optarg;
+		break;
+	case OPT_PROFILE:
+		cfg->profile = optarg;
+		break;
+	case OPT_RESTORE:
+		cfg->restore = optarg;
+		break;
+	case OPT_FORCE:
+		cfg->force = true;
+		break;
+	case OPT_INCOMING:
+		if (strncmp(optarg, "tcp:", 4) || !strchr(optarg + 4, ':'))
+			return bad(err, errlen,
+				   "--incoming: '%s': expected tcp:HOST:PORT (e.g. "
+				   "tcp:0.0.0.0:4444)",
+				   optarg);
+		cfg->incoming = optarg;
+		break;
+	case OPT_MIGRATION_TLS:
+		if ((strncmp(optarg, "psk=", 4) || !optarg[4]) &&
+		    (strncmp(optarg, "x509=", 5) || !optarg[5]))
+			return bad(err, errlen,
+				   "--migration-tls: '%s': expected psk=FILE or x509=DIR", optarg);
+		cfg->migration_tls = optarg;
+		break;
+	case OPT_INSECURE_MIGRATION:
+		cfg->insecure_migration = true;
+		break;
+	case 'v':
+		cfg->verbosity = cfg->verbosity < 0 ? 1 : cfg->verbosity + 1;
+		break;
+	case 'q':
+		cfg->verbosity = -1;
+		break;
+	default:
+		return NOT_MINE;
+	}
+	return 0;
+}
+
+/* The VMM's own confinement (docs/security.md). */
+static int parse_sandbox_opt(int c, struct vm_config *cfg, char *err, size_t errlen)
+{
+	switch (c) {
+	case OPT_SECCOMP:
+		if (sandbox_parse_seccomp(optarg, &cfg->sandbox.seccomp))
+			return bad(err, errlen, "--seccomp: '%s': expected kill, log or off",
+				   optarg);
+		cfg->sandbox.seccomp_given = true;
+		break;
+	case OPT_USER:
+		cfg->sandbox.user = optarg;
+		break;
+	case OPT_GROUP:
+		cfg->sandbox.group = optarg;
+		break;
+	case OPT_CGROUP:
+		if (optarg[0] != '/')
+			return bad(err, errlen,
+				   "--cgroup: '%s': expected an absolute path (e.g. "
+				   "/sys/fs/cgroup/vireo/vm1)",
+				   optarg);
+		cfg->sandbox.cgroup = optarg;
+		break;
+	case OPT_CGROUP_CREATE:
+		cfg->sandbox.cgroup_create = true;
+		break;
+	case OPT_JAIL:
+		if (optarg[0] != '/')
+			return bad(err, errlen, "--jail: '%s': expected an absolute path", optarg);
+		cfg->jail = optarg;
+		break;
+	default:
+		return NOT_MINE;
+	}
+	return 0;
+}
+
+/* What the options say together, once all are read; sets what follows from them. */
+static int check_run_config(struct vm_config *cfg, const char *machine_opt, char *err,
+			    size_t errlen)
+{
 	if (cfg->sandbox.cgroup_create && !cfg->sandbox.cgroup)
 		return bad(err, errlen, "%s", "--cgroup-create needs --cgroup PATH");
 	cfg->sandbox.allow_exec = cfg->on_reboot == REBOOT_RESTART;
@@ -748,4 +757,54 @@ int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, si
 		return bad(err, errlen, "%s",
 			   "--initrd and --cmdline need --kernel, not --payload");
 	return 0;
+}
+
+int config_parse_run(int argc, char **argv, struct vm_config *cfg, char *err, size_t errlen)
+{
+	int c, ret;
+	const char *machine_opt = NULL; /* an option that shapes the machine or the boot */
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = 256 * MIB;
+	cfg->ncpus = 1;
+	cfg->pvm = PVM_AUTO;
+	cfg->console = CONSOLE_STDIO;
+	cfg->on_reboot = REBOOT_EXIT;
+	cfg->sandbox.seccomp = SANDBOX_SECCOMP_DEFAULT;
+
+	optind = 0; /* 0, not 1: also resets glibc's position inside a short-option cluster */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":k:i:c:m:vqh", long_opts, NULL)) != -1) {
+		ret = parse_machine_opt(c, cfg, &machine_opt, err, errlen);
+		if (ret == NOT_MINE)
+			ret = parse_device_opt(c, cfg, err, errlen);
+		if (ret == NOT_MINE)
+			ret = parse_lifecycle_opt(c, cfg, err, errlen);
+		if (ret == NOT_MINE)
+			ret = parse_sandbox_opt(c, cfg, err, errlen);
+		if (ret != NOT_MINE) {
+			if (ret)
+				return ret;
+			continue;
+		}
+		switch (c) {
+		case 'h':
+			return 1;
+		case ':':
+			return bad(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			/* For a short option inside a cluster argv[optind - 1] is not it. */
+			if (optopt) {
+				snprintf(err, errlen,
+					 "unknown option '-%c' (see `vireo run --help`)", optopt);
+				return -EINVAL;
+			}
+			return bad(err, errlen, "unknown option '%s' (see `vireo run --help`)",
+				   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad(err, errlen, "unexpected argument '%s' (see `vireo run --help`)",
+			   argv[optind]);
+	return check_run_config(cfg, machine_opt, err, errlen);
 }
