@@ -306,99 +306,90 @@ static int connect_to(struct migration *m, char *err, size_t errlen)
 	return fd;
 }
 
-static void *migration_thread(void *arg)
+/* Connects, sets up the channel (TLS unless insecure) and exchanges START. *connected says
+ * whether an ABANDON can be sent on failure. Returns 0 or -errno with the reason in err. */
+static int session_start(struct migration *m, struct mig_chan *ch, bool *connected, char *err,
+			 size_t errlen)
 {
-	struct vm *vm = arg;
-	struct migration *m = &vm->migration;
-	uint64_t total_pages = vm->mem.ram_size / PAGE, words = (total_pages + 63) / 64;
-	uint64_t *bitmap = calloc(words, 8), *scratch = calloc(words, 8);
-	struct tlv_writer w;
-	uint8_t start[16], cfghdr[20];
-	char err[256] = "";
-	double t0 = mono_ms(), t_pause = 0, bw = 0;
-	bool logging = false, paused = false, released = false;
-	uint64_t sent = 0;
-	int64_t dirty = 0;
-	struct mig_chan chan = { .fd = -1 }, *ch = &chan;
-	bool connected = false;
+	uint8_t start[16];
 	int fd, ret;
 
-	sandbox_enter_thread(SANDBOX_MIGRATION);
-	tlv_writer_init(&w);
-	if (!bitmap || !scratch) {
-		ret = -ENOMEM;
-		snprintf(err, sizeof(err), "out of memory");
-		goto out;
-	}
-	fd = connect_to(m, err, sizeof(err));
-	if (fd < 0) {
-		ret = fd;
-		goto out;
-	}
+	fd = connect_to(m, err, errlen);
+	if (fd < 0)
+		return fd;
 	m->fd = fd;
-	ret = mig_chan_client(ch, fd, &m->tls, m->host, err, sizeof(err));
+	ret = mig_chan_client(ch, fd, &m->tls, m->host, err, errlen);
 	if (ret) {
 		m->fd = -1; /* closed: migrate-cancel must not shut down a reused number */
 		/* A refused handshake: wrong key or certificate, or a destination without TLS. */
 		if (ret == -EPROTO) {
 			size_t l = strlen(err);
 
-			snprintf(err + l, sizeof(err) - l,
+			snprintf(err + l, errlen - l,
 				 " (a wrong key or certificate, or a destination that does not "
 				 "use the same --migration-tls)");
 		}
-		goto out;
+		return ret;
 	}
-	connected = true;
+	*connected = true;
 	memcpy(start, MIG_MAGIC, 8);
 	put_le32(start + 8, MIG_PROTOCOL_VERSION);
 	put_le32(start + 12, MIG_PROTOCOL_VERSION);
 	ret = send_msg(ch, MSG_START, start, sizeof(start), NULL, 0);
 	if (!ret)
-		ret = wait_reply(ch, err, sizeof(err));
+		ret = wait_reply(ch, err, errlen);
 	if (ret && !err[0])
-		snprintf(err, sizeof(err), "greeting the destination: %s", strerror(-ret));
+		snprintf(err, errlen, "greeting the destination: %s", strerror(-ret));
 	if (ret && ret != -ETIMEDOUT && !strstr(err, "refused")) {
 		size_t l = strlen(err);
 
 		/* A TLS destination drops what is not a handshake; in TLS 1.3 it checks our
 		 * certificate after we consider the handshake done. */
-		snprintf(err + l, sizeof(err) - l, "%s",
+		snprintf(err + l, errlen - l, "%s",
 			 m->tls.kind == MIG_TLS_INSECURE
 				 ? " (does the destination use --migration-tls?)"
 				 : " (did the destination refuse our TLS credentials?)");
 	}
-	if (ret)
-		goto out;
+	return ret;
+}
+
+/* CONFIG and the destination's answer. Returns 0 or -errno with the reason in err. */
+static int send_config(struct vm *vm, struct mig_chan *ch, struct tlv_writer *w, char *err,
+		       size_t errlen)
+{
+	uint8_t cfghdr[20];
+	int ret;
 
 	/* CONFIG: RAM size, CPUID fingerprint, CRC, then the configuration section. */
-	ret = vmstate_save_config(vm, &w);
+	ret = vmstate_save_config(vm, w);
 	if (ret) {
-		snprintf(err, sizeof(err), "cannot encode the configuration");
-		goto out;
+		snprintf(err, errlen, "cannot encode the configuration");
+		return ret;
 	}
 	put_le64(cfghdr, vm->mem.ram_size);
 	put_le64(cfghdr + 8, vm->cpuid_fingerprint);
-	put_le32(cfghdr + 16, (uint32_t)crc32(0, w.buf, (uInt)w.len));
-	ret = send_msg(ch, MSG_CONFIG, cfghdr, sizeof(cfghdr), w.buf, w.len);
+	put_le32(cfghdr + 16, (uint32_t)crc32(0, w->buf, (uInt)w->len));
+	ret = send_msg(ch, MSG_CONFIG, cfghdr, sizeof(cfghdr), w->buf, w->len);
 	if (!ret)
-		ret = wait_reply(ch, err, sizeof(err));
-	if (ret)
-		goto out;
+		ret = wait_reply(ch, err, errlen);
+	return ret;
+}
 
-	/* Round 1: everything, with the dirty log on from before the first page is read. */
-	ret = memory_dirty_start(&vm->mem);
-	if (!ret)
-		ret = vm_set_memory_slots(vm, true);
-	if (ret) {
-		snprintf(err, sizeof(err), "cannot turn on dirty page logging: %s", strerror(-ret));
-		goto out;
-	}
-	logging = true;
-	set_phase(m, MIG_PRECOPY);
+/* The pre-copy rounds, the guest running: every resident page, then what it dirtied, until
+ * the rest fits in the allowed downtime or MIG_MAX_ROUNDS. bitmap holds the pages dirtied
+ * since the last round sent. Returns 0 or -errno with the reason in err. */
+static int precopy(struct vm *vm, struct mig_chan *ch, uint64_t *bitmap, uint64_t *scratch,
+		   uint64_t *sent, char *err, size_t errlen)
+{
+	struct migration *m = &vm->migration;
+	uint64_t total_pages = vm->mem.ram_size / PAGE, words = (total_pages + 63) / 64;
+	double bw = 0;
+	int64_t dirty;
+	int ret;
+
 	for (unsigned int round = 1;; round++) {
 		double tr = mono_ms(), dt;
-		uint64_t before = sent;
+		uint64_t before = *sent;
 
 		if (round == 1) {
 			/* Pages the guest never touched are not even resident: skip them
@@ -414,28 +405,28 @@ static void *migration_thread(void *arg)
 				memset(bitmap, 0xff, words * 8);
 			}
 			free(vec);
-			ret = send_pages(vm, ch, bitmap, 0, total_pages, true, &sent);
+			ret = send_pages(vm, ch, bitmap, 0, total_pages, true, sent);
 		} else {
-			ret = send_pages(vm, ch, bitmap, 0, total_pages, false, &sent);
+			ret = send_pages(vm, ch, bitmap, 0, total_pages, false, sent);
 		}
 		if (ret) {
-			snprintf(err, sizeof(err), "sending memory: %s", strerror(-ret));
-			goto out;
+			snprintf(err, errlen, "sending memory: %s", strerror(-ret));
+			return ret;
 		}
 		dt = mono_ms() - tr;
-		if (dt > 0.5 && sent - before > 1 * MIB)
-			bw = (double)(sent - before) / (dt / 1e3);
+		if (dt > 0.5 && *sent - before > 1 * MIB)
+			bw = (double)(*sent - before) / (dt / 1e3);
 		else if (bw == 0)
 			bw = 1e9; /* too little sent to measure: assume 1 GB/s */
 		dirty = collect_dirty(vm, bitmap, scratch);
 		if (dirty < 0) {
 			ret = (int)dirty;
-			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
-			goto out;
+			snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+			return ret;
 		}
 		pthread_mutex_lock(&m->lock);
 		m->status.rounds = round;
-		m->status.transferred_bytes = sent;
+		m->status.transferred_bytes = *sent;
 		m->status.remaining_bytes = (uint64_t)dirty * PAGE;
 		m->status.dirty_pages_per_s = dt > 0 ? (uint64_t)((double)dirty / (dt / 1e3)) : 0;
 		m->status.bandwidth_mib_s = bw / (double)MIB;
@@ -443,21 +434,116 @@ static void *migration_thread(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		pr_debug("migrate: round %u: %" PRIu64 " KiB in %.1f ms, %" PRId64
 			 " pages dirty, expected downtime %.1f ms",
-			 round, (sent - before) >> 10, dt, dirty, (double)dirty * PAGE / bw * 1e3);
+			 round, (*sent - before) >> 10, dt, dirty, (double)dirty * PAGE / bw * 1e3);
 		if ((double)dirty * PAGE / bw * 1e3 <= m->max_downtime_ms)
-			break;
+			return 0;
 		if (round >= MIG_MAX_ROUNDS) {
 			pr_warn("migrate: the guest dirties memory faster than it can be sent; "
 				"stopping it after %u rounds with %" PRId64 " KiB left",
 				round, dirty * 4);
-			break;
+			return 0;
 		}
 		if (cancelled(m)) {
-			ret = -ECANCELED;
-			snprintf(err, sizeof(err), "cancelled");
-			goto out;
+			snprintf(err, errlen, "cancelled");
+			return -ECANCELED;
 		}
 	}
+}
+
+/* Stop-copy, the guest paused and its disks released: the pages left and the ones dirtied
+ * since, the machine state, COMPLETE, and the destination's answer. Returns 0 or -errno with
+ * the reason in err. */
+static int send_rest(struct vm *vm, struct mig_chan *ch, struct tlv_writer *w, uint64_t *bitmap,
+		     uint64_t *scratch, uint64_t *sent, char *err, size_t errlen)
+{
+	uint64_t total_pages = vm->mem.ram_size / PAGE, words = (total_pages + 63) / 64;
+	int ret;
+
+	{
+		/* What the last round left plus what the guest dirtied since. */
+		uint64_t *last = calloc(words, 8);
+		int64_t more = last ? collect_dirty(vm, last, scratch) : -ENOMEM;
+
+		if (more < 0) {
+			free(last);
+			ret = (int)more;
+			snprintf(err, errlen, "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
+			return ret;
+		}
+		for (uint64_t i = 0; i < words; i++)
+			bitmap[i] |= last[i];
+		free(last);
+	}
+	ret = send_pages(vm, ch, bitmap, 0, total_pages, false, sent);
+	if (ret) {
+		snprintf(err, errlen, "sending memory: %s", strerror(-ret));
+		return ret;
+	}
+	tlv_writer_free(w);
+	ret = vmstate_save(vm, w);
+	if (ret) {
+		snprintf(err, errlen, "saving the machine state failed");
+		return ret;
+	}
+	{
+		uint8_t crc[4];
+
+		put_le32(crc, (uint32_t)crc32(0, w->buf, (uInt)w->len));
+		ret = send_msg(ch, MSG_STATE, crc, 4, w->buf, w->len);
+	}
+	if (!ret)
+		ret = send_msg(ch, MSG_COMPLETE, NULL, 0, NULL, 0);
+	if (ret) {
+		snprintf(err, errlen, "sending the machine state: %s", strerror(-ret));
+		return ret;
+	}
+	*sent += w->len;
+	return wait_reply(ch, err, errlen);
+}
+
+static void *migration_thread(void *arg)
+{
+	struct vm *vm = arg;
+	struct migration *m = &vm->migration;
+	uint64_t total_pages = vm->mem.ram_size / PAGE, words = (total_pages + 63) / 64;
+	uint64_t *bitmap = calloc(words, 8), *scratch = calloc(words, 8);
+	struct tlv_writer w;
+	char err[256] = "";
+	double t0 = mono_ms(), t_pause = 0;
+	bool logging = false, paused = false, released = false;
+	uint64_t sent = 0;
+	struct mig_chan chan = { .fd = -1 }, *ch = &chan;
+	bool connected = false;
+	int ret;
+
+	sandbox_enter_thread(SANDBOX_MIGRATION);
+	tlv_writer_init(&w);
+	if (!bitmap || !scratch) {
+		ret = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	ret = session_start(m, ch, &connected, err, sizeof(err));
+	if (ret)
+		goto out;
+
+	ret = send_config(vm, ch, &w, err, sizeof(err));
+	if (ret)
+		goto out;
+
+	/* Round 1: everything, with the dirty log on from before the first page is read. */
+	ret = memory_dirty_start(&vm->mem);
+	if (!ret)
+		ret = vm_set_memory_slots(vm, true);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot turn on dirty page logging: %s", strerror(-ret));
+		goto out;
+	}
+	logging = true;
+	set_phase(m, MIG_PRECOPY);
+	ret = precopy(vm, ch, bitmap, scratch, &sent, err, sizeof(err));
+	if (ret)
+		goto out;
 
 	/* Stop-copy. */
 	set_phase(m, MIG_STOPCOPY);
@@ -477,46 +563,7 @@ static void *migration_thread(void *arg)
 		goto out;
 	}
 	released = true;
-	{
-		/* What the last round left plus what the guest dirtied since. */
-		uint64_t *last = calloc(words, 8);
-		int64_t more = last ? collect_dirty(vm, last, scratch) : -ENOMEM;
-
-		if (more < 0) {
-			free(last);
-			ret = (int)more;
-			snprintf(err, sizeof(err), "KVM_GET_DIRTY_LOG: %s", strerror(-ret));
-			goto out;
-		}
-		for (uint64_t i = 0; i < words; i++)
-			bitmap[i] |= last[i];
-		free(last);
-	}
-	ret = send_pages(vm, ch, bitmap, 0, total_pages, false, &sent);
-	if (ret) {
-		snprintf(err, sizeof(err), "sending memory: %s", strerror(-ret));
-		goto out;
-	}
-	tlv_writer_free(&w);
-	ret = vmstate_save(vm, &w);
-	if (ret) {
-		snprintf(err, sizeof(err), "saving the machine state failed");
-		goto out;
-	}
-	{
-		uint8_t crc[4];
-
-		put_le32(crc, (uint32_t)crc32(0, w.buf, (uInt)w.len));
-		ret = send_msg(ch, MSG_STATE, crc, 4, w.buf, w.len);
-	}
-	if (!ret)
-		ret = send_msg(ch, MSG_COMPLETE, NULL, 0, NULL, 0);
-	if (ret) {
-		snprintf(err, sizeof(err), "sending the machine state: %s", strerror(-ret));
-		goto out;
-	}
-	sent += w.len;
-	ret = wait_reply(ch, err, sizeof(err));
+	ret = send_rest(vm, ch, &w, bitmap, scratch, &sent, err, sizeof(err));
 	if (ret)
 		goto out;
 
