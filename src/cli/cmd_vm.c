@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -133,6 +134,18 @@ static json_object *sub_array(json_object *o, const char *key)
 	return v;
 }
 
+/* The daemon takes absolute paths only (it does not share our working directory): a relative
+ * path on the command line is made absolute here, with symlinks left as they are. */
+static json_object *abs_path(const char *p)
+{
+	char cwd[4096], buf[8192];
+
+	if (p[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		return json_object_new_string(p);
+	snprintf(buf, sizeof(buf), "%s/%s", cwd, p[0] == '.' && p[1] == '/' ? p + 2 : p);
+	return json_object_new_string(buf);
+}
+
 /* PATH[,format=F][,readonly][,serial=ID] as in `vireo run --disk`. */
 static int parse_disk(const char *arg, json_object **out)
 {
@@ -141,11 +154,11 @@ static int parse_disk(const char *arg, json_object **out)
 	int rc = 0;
 
 	tok = strtok_r(copy, ",", &save);
-	if (!tok || tok[0] != '/') {
-		rc = usage_error("--disk %s: the path must be absolute", arg);
+	if (!tok) {
+		rc = usage_error("--disk %s: no path", arg);
 		goto out;
 	}
-	json_object_object_add(d, "path", json_object_new_string(tok));
+	json_object_object_add(d, "path", abs_path(tok));
 	while ((tok = strtok_r(NULL, ",", &save))) {
 		if (!strncmp(tok, "format=", 7))
 			json_object_object_add(d, "format", json_object_new_string(tok + 7));
@@ -287,7 +300,8 @@ static int apply_def_option(json_object *def, int opt, const char *arg)
 		static const char *const keys[] = { "kernel", "initrd", "cmdline", "payload" };
 
 		json_object_object_add(sub_object(def, "boot"), keys[opt - OPT_KERNEL],
-				       json_object_new_string(arg));
+				       opt == OPT_CMDLINE ? json_object_new_string(arg)
+							  : abs_path(arg));
 		return 0;
 	}
 	case OPT_CPUS:

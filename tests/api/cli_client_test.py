@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apilib  # noqa: E402
 
-VIREOD, VIREO = sys.argv[1], sys.argv[2]
+VIREOD, VIREO = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 PAYLOAD = os.path.abspath(sys.argv[3])
 
 # Exit statuses documented in `vireo vm --help` and docs/api.md.
@@ -81,7 +81,18 @@ def test_errors_and_exit_statuses(d, cli):
     # Names with path characters are refused by the server, not mangled by the client.
     p = cli.run("vm", "create", "../etc", "--payload", PAYLOAD, expect=USAGE)
     assert "invalid_value" in p.stderr or "name" in p.stderr, p.stderr
-    cli.run("vm", "create", "e2", "--payload", "relative.bin", expect=USAGE)
+    # A relative path is the caller's: the client makes it absolute for the daemon.
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(PAYLOAD))
+    try:
+        cli.run("vm", "create", "rel", "--payload", os.path.basename(PAYLOAD), "--disk",
+                "./d.qcow2,format=qcow2")
+    finally:
+        os.chdir(cwd)
+    rel = cli.json("vm", "show", "rel")
+    assert rel["boot"]["payload"] == PAYLOAD, rel
+    assert rel["disks"][0]["path"] == os.path.join(os.path.dirname(PAYLOAD), "d.qcow2"), rel
+    cli.run("vm", "delete", "rel")
     cli.run("vm", "create", "e2", "--payload", PAYLOAD, "--cpus", "1000", expect=USAGE)
     cli.run("vm", "create", "e2", "--memory", "lots", expect=USAGE)
     cli.run("vm", "frobnicate", "e1", expect=USAGE)
