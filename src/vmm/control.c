@@ -13,6 +13,7 @@
 #include "../common/util.h"
 #include "../virtio/devices.h"
 #include "vm.h"
+#include "vcpu.h"
 #include "vmstate.h"
 
 int control_open(struct control *c, const char *path)

@@ -18,7 +18,9 @@
 #include "../common/util.h"
 #include "guestmem_access.h"
 #include "pagewalk.h"
+#include "exits.h"
 #include "vm.h"
+#include "vcpu.h"
 
 #define X86_EFLAGS_AC (1u << 18)
 #define X86_CR0_PE 1u

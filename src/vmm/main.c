@@ -15,6 +15,7 @@
 #include "jail.h"
 #include "sandbox.h"
 #include "vm.h"
+#include "vmloop.h"
 #include "vmm.h"
 #include "vmstate.h"
 

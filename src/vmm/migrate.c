@@ -28,6 +28,8 @@
 #include "../common/tlv.h"
 #include "../common/util.h"
 #include "vm.h"
+#include "vcpu.h"
+#include "vmdisk.h"
 #include "migtls.h"
 #include "vmstate.h"
 

@@ -13,7 +13,9 @@
 #include "../common/log.h"
 #include "cpuid.h"
 #include "guestmem_access.h"
+#include "vcpu.h"
 #include "vm.h"
+#include "exits.h"
 
 #define MSR_IA32_SYSENTER_CS 0x174
 #define MSR_IA32_SYSENTER_ESP 0x175

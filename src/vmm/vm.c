@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "vm.h"
+#include "vcpu.h"
+#include "vmdev.h"
+#include "vmdisk.h"
 
 #include <errno.h>
 #include <fcntl.h>

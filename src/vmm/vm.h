@@ -18,6 +18,9 @@
 #include "config.h"
 #include "console.h"
 #include "migrate.h"
+#include "vmio.h"
+
+struct vcpu;
 
 /* Exit statuses of `vireo run` (documented in --help). */
 #define EXIT_GUEST_OFF 0
@@ -54,22 +57,6 @@ struct vm_status {
 	bool pvm_profile;
 };
 
-struct vcpu {
-	struct vm *vm;
-	unsigned int index;
-	int fd;
-	struct kvm_run *run;
-	size_t run_size;
-	pthread_t thread;
-	bool started;
-	unsigned long exits;
-	unsigned long emulated; /* instructions completed by the VMM for the host's emulator */
-	/* --profile: RIP samples taken when the profiler interrupts KVM_RUN. */
-	bool sample_requested;
-	uint64_t *samples;
-	size_t nsamples, samples_cap;
-};
-
 /* One entry of the device registry: what snapshots save and load, in this order. */
 struct vm_device {
 	const struct device_ops *ops;
@@ -78,17 +65,6 @@ struct vm_device {
 };
 
 #define VM_MAX_DEVICES 32
-#define VM_MAX_ROUTES 128 /* GSI routing entries: 39 for the PICs and IOAPIC, the rest MSI */
-#define VM_FIRST_MSI_GSI 24 /* after the IOAPIC's pins */
-#define VM_MAX_WATCHES 64
-
-/* An fd the main loop watches for a device (vm_watch_fd). */
-struct vm_watch {
-	int fd; /* -1: free */
-	void (*cb)(void *arg);
-	void *arg;
-};
-
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -165,8 +141,6 @@ struct vm {
 /* Builds the machine from cfg: KVM, RAM, devices, guest image, vCPUs. Returns 0 or -errno after
  * printing why. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
-/* vmloop.c: starts the vCPUs and runs the main loop until the VM stops; returns the exit status. */
-int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 /* Called from any thread: ends the VM with this reason and status (first caller wins). */
 void vm_request_stop(struct vm *vm, enum stop_reason reason, int status);
@@ -177,8 +151,6 @@ int vm_resume(struct vm *vm);
  * not powered off after timeout_s seconds. */
 int vm_stop(struct vm *vm, unsigned int timeout_s);
 void vm_get_status(struct vm *vm, struct vm_status *st);
-/* vCPU side of pause: parks the calling vCPU thread until resumed or stopped. */
-void vcpu_park(struct vcpu *vcpu);
 
 /* (Re)registers guest RAM with KVM, with or without KVM's dirty page log. */
 int vm_set_memory_slots(struct vm *vm, bool log_dirty);
@@ -191,69 +163,5 @@ void vm_set_tsc_khz(struct vm *vm, uint32_t khz);
 void vm_note_first_run(struct vm *vm);
 /* CLOCK_MONOTONIC at process start, set by main. */
 extern uint64_t vmm_start_ns;
-
-/* vmio.c: interrupt routing, device notifications and fds for the main loop. */
-/* The ISA/IOAPIC routes, made explicit (called once, before any MSI route). */
-int vm_irq_routing_init(struct vm *vm);
-/* A GSI for one MSI source; its route is set by vm_msi_route. Returns 0 or -ENOSPC. */
-int vm_msi_alloc(struct vm *vm, uint32_t *gsi);
-/* Changes the route of an MSI GSI in the table only; vm_msi_commit hands the table to KVM
- * (one KVM_SET_GSI_ROUTING however many routes changed), which must happen before an interrupt
- * is sent on a changed route. */
-int vm_msi_route(struct vm *vm, uint32_t gsi, uint64_t addr, uint32_t data);
-int vm_msi_commit(struct vm *vm);
-/* Signalling fd injects GSI gsi (KVM_IRQFD). */
-int vm_irqfd(struct vm *vm, uint32_t gsi, int fd);
-/* Guest writes of len bytes at gpa signal fd instead of exiting (KVM_IOEVENTFD). */
-int vm_ioeventfd(struct vm *vm, uint64_t gpa, uint32_t len, int fd, bool assign);
-/* Calls cb(arg) on the main loop's thread while fd is readable (level-triggered). */
-int vm_watch_fd(struct vm *vm, int fd, void (*cb)(void *arg), void *arg);
-int vm_unwatch_fd(struct vm *vm, int fd);
-/* Main loop: runs the callbacks of ready watched fds. */
-void vm_dispatch_watches(struct vm *vm);
-
-/* vmdev.c: device wiring. Creates the platform devices and the virtio devices the configuration
- * asks for, registers their ranges on the buses and adds them to the registry (vm->devices).
- * Returns 0 or the first error, as it was: -EEXIST for an overlap, -ENOSPC when a table is
- * full. */
-int vm_setup_devices(struct vm *vm);
-
-/* vmdisk.c: disks across snapshots, restores and migrations (docs/snapshots.md). */
-struct virtio_blk_opts;
-struct snapshot_result;
-/* The options disk i is created with; on --restore, creates its private overlay (path in
- * buf). Returns 0 or -errno after printing why. */
-int vm_disk_prepare(struct vm *vm, unsigned int i, struct virtio_blk_opts *opts, char *buf,
-		    size_t len);
-/* Snapshot (VM paused): each writable disk goes on in a new overlay; fills res->disks. Returns 0
- * or -errno with the reason in err. vm_snapshot_disks_done after the state is saved. */
-int vm_snapshot_disks(struct vm *vm, const char *snapdir, struct snapshot_result *res, char *err,
-		      size_t errlen);
-void vm_snapshot_disks_done(struct vm *vm);
-/* Migration source at stop-copy: flush and close every image for the destination; on failure
- * of the migration, open them again. */
-int vm_disks_release(struct vm *vm);
-void vm_disks_reacquire(struct vm *vm);
-/* At exit: flush and close. */
-void vm_disks_close(struct vm *vm);
-
-/* vcpu.c */
-int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index);
-/* Fingerprint of the CPUID that vCPU 0 of this machine gets (cpuid_fingerprint()). */
-uint64_t vcpu_cpuid_fingerprint(struct vm *vm);
-int vcpu_setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params);
-/* PVH entry: flat 32-bit protected mode, paging off, EBX = start info. */
-int vcpu_setup_protected_mode(struct vcpu *vcpu, uint64_t entry, uint64_t start_info);
-int vcpu_setup_real_mode(struct vcpu *vcpu, uint16_t cs, uint16_t ip, uint16_t sp);
-void *vcpu_thread(void *arg);
-void vcpu_kick(struct vcpu *vcpu);
-/* --profile: interrupts KVM_RUN so the vCPU thread records its RIP. */
-void vcpu_request_sample(struct vcpu *vcpu);
-void vcpu_dump_regs(struct vcpu *vcpu);
-void vcpu_destroy(struct vcpu *vcpu);
-
-/* exits.c: completes instructions the host's emulator refused. Returns 0 when the vCPU can go
- * on, -ENOTSUP (after explaining) when it cannot. */
-int vcpu_handle_emulation_failure(struct vcpu *vcpu);
 
 #endif

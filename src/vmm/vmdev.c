@@ -11,7 +11,9 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../virtio/devices.h"
+#include "vmdev.h"
 #include "vm.h"
+#include "vmdisk.h"
 
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ 4

@@ -22,6 +22,7 @@
 
 #include "../common/log.h"
 #include "../virtio/devices.h"
+#include "vmdisk.h"
 #include "vm.h"
 #include "vmstate.h"
 

@@ -9,6 +9,7 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
+#include "vmio.h"
 #include "vm.h"
 
 static int set_routes(struct vm *vm)

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "vmloop.h"
 #include "vm.h"
+#include "vcpu.h"
 
 enum {
 	TAG_STOP,

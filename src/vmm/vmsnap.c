@@ -17,6 +17,7 @@
 #include "../common/tlv.h"
 #include "../common/util.h"
 #include "vm.h"
+#include "vmdisk.h"
 #include "vmstate.h"
 
 /* A new directory, or an existing empty one. */

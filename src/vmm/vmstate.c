@@ -17,6 +17,7 @@
 #include "../common/util.h"
 #include "../virtio/devices.h"
 #include "vm.h"
+#include "vcpu.h"
 #include "vmstate.h"
 
 /* One walker for both directions of the fixed-layout fields below: encoding writes each

@@ -22,11 +22,11 @@
 #include "common/util.h"
 #include "fuzz_common.h"
 #include "fuzz_kvm.h"
+#include "vmm/exits.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define MAX_RAM (64 * 1024)
-
-int vcpu_handle_emulation_failure(struct vcpu *vcpu);
 
 static void set_regs(struct fz *f, uint16_t flags)
 {

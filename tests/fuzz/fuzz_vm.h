@@ -16,6 +16,7 @@
 #include "vmm/config.h"
 #include "vmm/cpuid.h"
 #include "vmm/vm.h"
+#include "vmm/vcpu.h"
 #include "vmm/vmstate.h"
 
 #define NVCPUS 2
