@@ -217,6 +217,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	chunk = MAX(chunk, size / 64);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return 0;
+	/* The VMM's side is non-blocking, as control_accept makes it: a client that does not
+	 * read its replies is dropped rather than blocking the main loop (and this target). */
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK)) {
+		close(sv[0]);
+		close(sv[1]);
+		return 0;
+	}
 	memset(&c, 0, sizeof(c));
 	for (unsigned int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c.clients[i].fd = -1;
