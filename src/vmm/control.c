@@ -37,6 +37,11 @@ int control_open(struct control *c, const char *path)
 
 void control_close(struct control *c)
 {
+	/* Never opened (no --api-sock): the client slots of a static struct hold 0, which is
+	 * stdin, not a client. Closing them took the console's input away from a VM restarted
+	 * after a guest reboot. */
+	if (c->listen_fd < 0 && !c->path)
+		return;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		if (c->clients[i].fd >= 0) {
 			if (c->vm)

@@ -605,6 +605,26 @@ static void test_overlay_mode(void **state)
 	assert_int_equal(blk_close(b), 0);
 }
 
+/* main.c's control is a static { .listen_fd = -1 } that is never opened without --api-sock;
+ * closing it must leave fd 0 (the console's input) alone. */
+static void test_control_close_unopened(void **state)
+{
+	static struct control c = { .listen_fd = -1 };
+	int saved = dup(0);
+	int pipefd[2];
+
+	(void)state;
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(dup2(pipefd[0], 0), 0);
+	control_close(&c);
+	assert_true(fcntl(0, F_GETFD) >= 0);
+	dup2(saved, 0);
+	close(saved);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fix_setup, fix_teardown)
 
 int main(void)
@@ -618,6 +638,7 @@ int main(void)
 		T(test_console_socket_refuses_stranger),
 		T(test_console_socket_in_use),
 		T(test_control_socket),
+		cmocka_unit_test(test_control_close_unopened),
 		cmocka_unit_test(test_capfile_parse),
 		T(test_capfile_rotates),
 		T(test_capfile_stops),
