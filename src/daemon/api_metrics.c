@@ -22,9 +22,6 @@
 #include "http.h"
 #include "supervisor.h"
 
-static const char *const states[] = { "defined",  "starting", "running", "paused",
-				      "stopping", "stopped",  "crashed", "migrating" };
-
 static const char *str(json_object *o, const char *key)
 {
 	json_object *v;
@@ -173,11 +170,11 @@ static void vm_metrics(FILE *f, json_object *vms)
 		json_object *vm = json_object_array_get_idx(vms, i);
 		const char *cur = str(vm, "state");
 
-		for (size_t s = 0; s < ARRAY_SIZE(states); s++) {
+		for (size_t s = 0; s < SUPERVISOR_NSTATES; s++) {
 			fputs("vireo_vm_state{", f);
 			vm_labels(f, vm);
-			fprintf(f, ",state=\"%s\"} %d\n", states[s],
-				cur && !strcmp(cur, states[s]));
+			fprintf(f, ",state=\"%s\"} %d\n", supervisor_states[s],
+				cur && !strcmp(cur, supervisor_states[s]));
 		}
 	}
 	vm_scalar(f, vms, "vireo_vm_cpu_seconds_total", "counter",
@@ -211,15 +208,15 @@ static void host_metrics(FILE *f, json_object *vms)
 	json_object *sum = NULL, *committed = NULL;
 
 	family(f, "vireo_host_vms", "gauge", "VMs on this host by state.");
-	for (size_t s = 0; s < ARRAY_SIZE(states); s++) {
+	for (size_t s = 0; s < SUPERVISOR_NSTATES; s++) {
 		int n = 0;
 
 		for (size_t i = 0; i < json_object_array_length(vms); i++) {
 			const char *cur = str(json_object_array_get_idx(vms, i), "state");
 
-			n += cur && !strcmp(cur, states[s]);
+			n += cur && !strcmp(cur, supervisor_states[s]);
 		}
-		fprintf(f, "vireo_host_vms{state=\"%s\"} %d\n", states[s], n);
+		fprintf(f, "vireo_host_vms{state=\"%s\"} %d\n", supervisor_states[s], n);
 	}
 	if (supervisor_default() && !supervisor_host_summary(supervisor_default(), &sum))
 		committed = num(sum, "memory_committed_bytes");

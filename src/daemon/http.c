@@ -266,6 +266,16 @@ int http_derror(struct http_resp *resp, int err, const struct derror *e)
 	return http_errno(resp, err, NULL);
 }
 
+int http_reply(struct http_resp *resp, int ret, const struct derror *e, int status,
+	       struct json_object *body)
+{
+	if (ret) {
+		json_object_put(body);
+		return http_derror(resp, ret, e);
+	}
+	return http_json(resp, status, body);
+}
+
 static void remote_name(struct MHD_Connection *conn, int tcp, char *out, size_t len)
 {
 	const union MHD_ConnectionInfo *ci;

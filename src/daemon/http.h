@@ -97,6 +97,9 @@ int http_errno(struct http_resp *resp, int err, const char *msg);
  * has no code, http_errno(err). */
 struct derror;
 int http_derror(struct http_resp *resp, int err, const struct derror *e);
+/* The usual end of a handler: http_derror() when ret is an error, else http_json(status, body). */
+int http_reply(struct http_resp *resp, int ret, const struct derror *e, int status,
+	       struct json_object *body);
 
 typedef void (*http_handler)(struct http_req *req, struct http_resp *resp);
 

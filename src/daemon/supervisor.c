@@ -23,8 +23,9 @@
 #include "../common/log.h"
 #include "vmm.h"
 
-const char *const sv_states[SV_NSTATES] = { "defined",	"starting", "running", "paused",
-					    "stopping", "stopped",  "crashed", "migrating" };
+const char *const supervisor_states[SUPERVISOR_NSTATES] = { "defined", "starting", "running",
+							    "paused",  "stopping", "stopped",
+							    "crashed", "migrating" };
 
 static struct supervisor *default_sv;
 

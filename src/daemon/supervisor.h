@@ -50,6 +50,10 @@
 
 struct supervisor;
 
+/* The VM states, in the order the API and the metrics list them. */
+#define SUPERVISOR_NSTATES 8
+extern const char *const supervisor_states[SUPERVISOR_NSTATES];
+
 /* Publishes an event: "vm.created" (vm), "vm.updated" (vm), "vm.deleted" {id,name},
  * "vm.state" {id,name,from,to,reason}. The caller keeps ownership of data (events_publish
  * fits). */

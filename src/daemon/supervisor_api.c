@@ -117,8 +117,8 @@ int supervisor_vm_list(struct supervisor *sv, const struct vm_filter *f, json_ob
 	json_object *items;
 	bool state_ok = !f->state;
 
-	for (size_t i = 0; f->state && i < SV_NSTATES; i++)
-		state_ok |= !strcmp(f->state, sv_states[i]);
+	for (size_t i = 0; f->state && i < SUPERVISOR_NSTATES; i++)
+		state_ok |= !strcmp(f->state, supervisor_states[i]);
 	if (!state_ok || limit > 1000 || f->offset < 0) {
 		derror_set(e, "invalid_value",
 			   state_ok ? "limit is 1..1000 and offset >= 0" : "unknown state '%s'",
@@ -485,20 +485,20 @@ int supervisor_vm_resolve(struct supervisor *sv, const char *id, char out[STORE_
 
 int supervisor_host_summary(struct supervisor *sv, json_object **out)
 {
-	int counts[SV_NSTATES] = { 0 };
+	int counts[SUPERVISOR_NSTATES] = { 0 };
 	json_object *vms = json_object_new_object();
 	uint64_t committed = 0;
 
 	pthread_mutex_lock(&sv->lock);
 	for (size_t i = 0; i < sv->nvms; i++) {
-		for (size_t s = 0; s < SV_NSTATES; s++)
-			counts[s] += !strcmp(sv->vms[i]->state, sv_states[s]);
+		for (size_t s = 0; s < SUPERVISOR_NSTATES; s++)
+			counts[s] += !strcmp(sv->vms[i]->state, supervisor_states[s]);
 		if (sv->vms[i]->vmm_pid)
 			committed += sv->vms[i]->def.memory_mib << 20;
 	}
 	pthread_mutex_unlock(&sv->lock);
-	for (size_t s = 0; s < SV_NSTATES; s++)
-		json_object_object_add(vms, sv_states[s], json_object_new_int(counts[s]));
+	for (size_t s = 0; s < SUPERVISOR_NSTATES; s++)
+		json_object_object_add(vms, supervisor_states[s], json_object_new_int(counts[s]));
 	*out = json_object_new_object();
 	json_object_object_add(*out, "vms", vms);
 	json_object_object_add(*out, "memory_committed_bytes",

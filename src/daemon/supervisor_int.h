@@ -70,8 +70,6 @@ struct supervisor {
 };
 
 /* ---- supervisor.c ---- */
-#define SV_NSTATES 8
-extern const char *const sv_states[SV_NSTATES];
 void sv_publish(struct supervisor *sv, const char *type, json_object *data);
 /* The table (lock held). */
 int sv_table_add(struct supervisor *sv, struct vm *vm);
