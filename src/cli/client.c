@@ -327,19 +327,26 @@ void client_reply_free(struct client_reply *r)
 	r->body = NULL;
 }
 
-static const char *member_str(json_object *o, const char *key)
+const char *client_str(json_object *o, const char *key)
 {
 	json_object *v;
 
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
 		return NULL;
 	return json_object_get_string(v);
 }
 
+int client_vm_usage(const char *fmt, const char *arg)
+{
+	fputs("vireo vm: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\n(see vireo vm --help)\n", stderr);
+	return CLIENT_EXIT_USAGE;
+}
+
 int client_report_error(const struct client_reply *r)
 {
-	const char *msg = member_str(r->body, "message"), *code = member_str(r->body, "code");
+	const char *msg = client_str(r->body, "message"), *code = client_str(r->body, "code");
 
 	fprintf(stderr, "vireo: %s (%s, HTTP %ld)\n", msg ? msg : "request refused",
 		code ? code : "no code", r->status);
@@ -436,12 +443,12 @@ static void print_task_error(json_object *task)
 		if (json_object_is_type(err, json_type_string)) {
 			msg = json_object_get_string(err);
 		} else {
-			msg = member_str(err, "message");
-			code = member_str(err, "code");
+			msg = client_str(err, "message");
+			code = client_str(err, "code");
 		}
 	}
-	fprintf(stderr, "vireo: task %s %s: %s%s%s%s\n", member_str(task, "id"),
-		member_str(task, "state"), msg ? msg : "no error message", code ? " (" : "",
+	fprintf(stderr, "vireo: task %s %s: %s%s%s%s\n", client_str(task, "id"),
+		client_str(task, "state"), msg ? msg : "no error message", code ? " (" : "",
 		code ? code : "", code ? ")" : "");
 }
 
@@ -465,7 +472,7 @@ int client_wait_task(struct client *c, const char *task_id, json_object **result
 		rc = client_call(c, "GET", path, NULL, &task);
 		if (rc)
 			return rc;
-		state = member_str(task, "state");
+		state = client_str(task, "state");
 		if (!state) {
 			fprintf(stderr, "vireo: task %s: the reply has no state\n", task_id);
 			json_object_put(task);
@@ -474,7 +481,7 @@ int client_wait_task(struct client *c, const char *task_id, json_object **result
 		if (json_object_object_get_ex(task, "progress", &p) && p)
 			pct = json_object_get_int(p);
 		if (tty)
-			draw_progress(member_str(task, "kind") ? member_str(task, "kind") : "task",
+			draw_progress(client_str(task, "kind") ? client_str(task, "kind") : "task",
 				      state, pct);
 		if (strcmp(state, "queued") && strcmp(state, "running")) {
 			if (tty)

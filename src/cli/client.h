@@ -70,6 +70,11 @@ int client_escape(const char *s, char *out, size_t outlen);
  * handle made with CURLOPT_CONNECT_ONLY (use curl_easy_send/recv). Returns an exit code. */
 int client_connect_raw(struct client *c, void **handle);
 
+/* A member of an API object as text (numbers too), or NULL when absent or null. */
+const char *client_str(json_object *o, const char *key);
+/* "vireo vm: " + fmt (one %s: arg) + a pointer to --help on stderr; returns CLIENT_EXIT_USAGE. */
+int client_vm_usage(const char *fmt, const char *arg);
+
 /* Subcommands. Each takes argv starting at its noun ("vm", "task", ...). */
 int cmd_vm_main(struct client *c, int argc, char **argv);
 /* vm start|stop|shutdown|reboot|reset|pause|resume|snapshot|migrate: argv[0] is the action. */

@@ -11,23 +11,6 @@
 static const char *const actions[] = { "start", "stop",	  "shutdown", "reboot",	 "reset",
 				       "pause", "resume", "snapshot", "migrate", NULL };
 
-static int action_usage(const char *msg, const char *arg)
-{
-	fputs("vireo vm: ", stderr);
-	fprintf(stderr, msg, arg);
-	fputs("\n(see vireo vm --help)\n", stderr);
-	return CLIENT_EXIT_USAGE;
-}
-
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-		return NULL;
-	return json_object_get_string(v);
-}
-
 struct action_opts {
 	bool no_wait, force;
 	const char *tag, *path, *uri;
@@ -77,7 +60,7 @@ static int parse_action_opts(int argc, char **argv, struct action_opts *o)
 			*(opt == 'T' ? &o->timeout_s : &o->max_downtime_ms) =
 				strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end || strtol(optarg, NULL, 10) < 0)
-				return action_usage("%s: expected a number", optarg);
+				return client_vm_usage("%s: expected a number", optarg);
 			break;
 		default:
 			return CLIENT_EXIT_USAGE;
@@ -118,19 +101,19 @@ static int check_action(const char *action, const struct action_opts *o, int nna
 	for (int i = 0; actions[i]; i++)
 		known = known || !strcmp(actions[i], action);
 	if (!known)
-		return action_usage("unknown command '%s'", action);
+		return client_vm_usage("unknown command '%s'", action);
 	if (!nnames && !o->tag)
-		return action_usage("%s needs VM names or --tag", action);
+		return client_vm_usage("%s needs VM names or --tag", action);
 	if (nnames && o->tag)
-		return action_usage("%s takes VM names or --tag, not both", action);
+		return client_vm_usage("%s takes VM names or --tag, not both", action);
 	if (!strcmp(action, "migrate") && (!o->uri || nnames != 1))
-		return action_usage("%s needs one VM name and --uri tcp:HOST:PORT", action);
+		return client_vm_usage("%s needs one VM name and --uri tcp:HOST:PORT", action);
 	if ((o->force || o->timeout_s >= 0) && strcmp(action, "shutdown"))
-		return action_usage("--force and --timeout are for shutdown, not %s", action);
+		return client_vm_usage("--force and --timeout are for shutdown, not %s", action);
 	if (o->path && strcmp(action, "snapshot"))
-		return action_usage("--path is for snapshot, not %s", action);
+		return client_vm_usage("--path is for snapshot, not %s", action);
 	if (!strcmp(action, "snapshot") && nnames != 1)
-		return action_usage("%s takes one VM name", action);
+		return client_vm_usage("%s takes one VM name", action);
 	return 0;
 }
 
@@ -141,7 +124,7 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action, 
 
 	for (size_t i = 0; i < json_object_array_length(tasks); i++) {
 		json_object *t = json_object_array_get_idx(tasks, i), *done = NULL, *res;
-		const char *id = str_of(t, "id");
+		const char *id = client_str(t, "id");
 		int rc;
 
 		if (!id) {
@@ -149,10 +132,13 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action, 
 			json_object *err = NULL;
 
 			json_object_object_get_ex(t, "error", &err);
-			fprintf(stderr, "vireo: %s: %s (%s)\n", str_of(t, "vm_id"),
-				err && str_of(err, "message") ? str_of(err, "message") : "refused",
-				err && str_of(err, "code") ? str_of(err, "code") : "no code");
-			rc = err && str_of(err, "code") && !strcmp(str_of(err, "code"), "not_found")
+			fprintf(stderr, "vireo: %s: %s (%s)\n", client_str(t, "vm_id"),
+				err && client_str(err, "message") ? client_str(err, "message")
+								  : "refused",
+				err && client_str(err, "code") ? client_str(err, "code")
+							       : "no code");
+			rc = err && client_str(err, "code") &&
+					     !strcmp(client_str(err, "code"), "not_found")
 				     ? CLIENT_EXIT_NOT_FOUND
 				     : CLIENT_EXIT_CONFLICT;
 			worst = rc > worst ? rc : worst;
@@ -163,10 +149,10 @@ static int wait_tasks(struct client *c, json_object *tasks, const char *action, 
 			puts(json_object_to_json_string_ext(done, JSON_C_TO_STRING_PRETTY |
 									  JSON_C_TO_STRING_SPACED));
 		else if (!rc && !c->quiet) {
-			printf("%s: %s done", name ? name : str_of(done, "vm_id"), action);
+			printf("%s: %s done", name ? name : client_str(done, "vm_id"), action);
 			if (json_object_object_get_ex(done, "result", &res) && res &&
-			    json_object_is_type(res, json_type_object) && str_of(res, "path"))
-				printf(" (%s)", str_of(res, "path"));
+			    json_object_is_type(res, json_type_object) && client_str(res, "path"))
+				printf(" (%s)", client_str(res, "path"));
 			putchar('\n');
 		}
 		json_object_put(done);
@@ -192,7 +178,7 @@ int cmd_vm_action(struct client *c, int argc, char **argv)
 	body = action_body(action, &o);
 	if (nnames == 1) {
 		if (client_escape(argv[optind], esc, sizeof(esc)))
-			return action_usage("name too long: %s", argv[optind]);
+			return client_vm_usage("name too long: %s", argv[optind]);
 		snprintf(path, sizeof(path), "/vms/%s/actions/%s", esc, action);
 	} else {
 		/* Several VMs or a tag: one bulk request, one task per VM. */
@@ -228,7 +214,7 @@ int cmd_vm_action(struct client *c, int argc, char **argv)
 	}
 	if (o.no_wait) {
 		for (size_t i = 0; i < json_object_array_length(tasks); i++) {
-			const char *id = str_of(json_object_array_get_idx(tasks, i), "id");
+			const char *id = client_str(json_object_array_get_idx(tasks, i), "id");
 
 			if (id)
 				puts(id);

@@ -29,13 +29,12 @@ static const char host_usage[] = "Usage: vireo host show [--json]\n"
 				 "\n"
 				 "The host: CPUs, memory, KVM kind, versions and VMs by state.\n";
 
+/* A member as text, "-" when absent (for tables). */
 static const char *str_of(json_object *o, const char *key)
 {
-	json_object *v;
+	const char *s = client_str(o, key);
 
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-		return "-";
-	return json_object_get_string(v);
+	return s ? s : "-";
 }
 
 static int misc_usage(const char *text, const char *cmd)

@@ -49,29 +49,12 @@ static const char vm_usage[] =
 	"Exit status: 0 done, 1 a task failed, 2 bad arguments or refused input, 3 no such\n"
 	"VM, 4 wrong state or conflict, 5 not allowed (token), 6 cannot reach vireod.\n";
 
-static int usage_error(const char *fmt, const char *arg)
-{
-	fputs("vireo vm: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputs("\n(see vireo vm --help)\n", stderr);
-	return CLIENT_EXIT_USAGE;
-}
-
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static int vm_path(char *out, size_t len, const char *name, const char *suffix)
 {
 	char esc[256];
 
 	if (client_escape(name, esc, sizeof(esc)))
-		return usage_error("name too long: %s", name);
+		return client_vm_usage("name too long: %s", name);
 	snprintf(out, len, "/vms/%s%s", esc, suffix);
 	return 0;
 }
@@ -155,7 +138,7 @@ static int parse_disk(const char *arg, json_object **out)
 
 	tok = strtok_r(copy, ",", &save);
 	if (!tok) {
-		rc = usage_error("--disk %s: no path", arg);
+		rc = client_vm_usage("--disk %s: no path", arg);
 		goto out;
 	}
 	json_object_object_add(d, "path", abs_path(tok));
@@ -167,7 +150,7 @@ static int parse_disk(const char *arg, json_object **out)
 		else if (!strncmp(tok, "serial=", 7))
 			json_object_object_add(d, "serial", json_object_new_string(tok + 7));
 		else {
-			rc = usage_error("--disk: unknown option '%s'", tok);
+			rc = client_vm_usage("--disk: unknown option '%s'", tok);
 			goto out;
 		}
 	}
@@ -194,7 +177,7 @@ static int parse_net(const char *arg, json_object **out)
 		json_object_object_add(n, "type", json_object_new_string("tap"));
 		json_object_object_add(n, "tap", json_object_new_string(tok + 4));
 	} else {
-		rc = usage_error("--net %s: expected user[,...] or tap=NAME[,...]", arg);
+		rc = client_vm_usage("--net %s: expected user[,...] or tap=NAME[,...]", arg);
 		goto out;
 	}
 	while ((tok = strtok_r(NULL, ",", &save))) {
@@ -204,7 +187,7 @@ static int parse_net(const char *arg, json_object **out)
 		else if (!strncmp(tok, "mac=", 4))
 			json_object_object_add(n, "mac", json_object_new_string(tok + 4));
 		else {
-			rc = usage_error("--net: unknown option '%s'", tok);
+			rc = client_vm_usage("--net: unknown option '%s'", tok);
 			goto out;
 		}
 	}
@@ -265,7 +248,7 @@ static int parse_int_arg(const char *opt, const char *s, int64_t *v)
 	errno = 0;
 	*v = strtoll(s, &end, 10);
 	if (errno || end == s || *end)
-		return usage_error("%s: not a number", opt);
+		return client_vm_usage("%s: not a number", opt);
 	return 0;
 }
 
@@ -311,7 +294,8 @@ static int apply_def_option(json_object *def, int opt, const char *arg)
 		return 0;
 	case OPT_MEMORY:
 		if (parse_mib(arg, &v))
-			return usage_error("--memory %s: expected a size such as 256M or 2G", arg);
+			return client_vm_usage("--memory %s: expected a size such as 256M or 2G",
+					       arg);
 		json_object_object_add(def, "memory_mib", json_object_new_int64(v));
 		return 0;
 	case OPT_DISK:
@@ -367,7 +351,7 @@ static int build_def(int argc, char **argv, json_object **out)
 	while ((opt = getopt_long(argc, argv, "", def_options, NULL)) != -1) {
 		if (opt == '?') {
 			json_object_put(def);
-			return usage_error("%s", "unknown option");
+			return client_vm_usage("%s", "unknown option");
 		}
 		if (opt == OPT_FROM_JSON) {
 			from_json = optarg;
@@ -381,7 +365,7 @@ static int build_def(int argc, char **argv, json_object **out)
 	}
 	if (optind != argc) {
 		json_object_put(def);
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return client_vm_usage("unexpected argument '%s'", argv[optind]);
 	}
 	if (from_json) {
 		json_object *file = read_json_file(from_json);
@@ -389,7 +373,7 @@ static int build_def(int argc, char **argv, json_object **out)
 		if (!file || !json_object_is_type(file, json_type_object)) {
 			json_object_put(file);
 			json_object_put(def);
-			return usage_error("--from-json %s: not a JSON object", from_json);
+			return client_vm_usage("--from-json %s: not a JSON object", from_json);
 		}
 		/* Options given beside the file override its members. */
 		json_object_object_foreach(def, k, v)
@@ -410,7 +394,7 @@ static int vm_create(struct client *c, int argc, char **argv, bool patch)
 	int rc;
 
 	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("%s needs a VM name", patch ? "edit" : "create");
+		return client_vm_usage("%s needs a VM name", patch ? "edit" : "create");
 	rc = build_def(argc - 1, argv + 1, &def);
 	if (rc)
 		return rc;
@@ -423,8 +407,8 @@ static int vm_create(struct client *c, int argc, char **argv, bool patch)
 	}
 	rc = client_call(c, patch ? "PATCH" : "POST", path, def, c->json ? NULL : &vm);
 	if (!rc && !c->json && !c->quiet)
-		printf("%s %s (%s)\n", patch ? "changed" : "defined", str_of(vm, "name"),
-		       str_of(vm, "id"));
+		printf("%s %s (%s)\n", patch ? "changed" : "defined", client_str(vm, "name"),
+		       client_str(vm, "id"));
 out:
 	json_object_put(vm);
 	json_object_put(def);
@@ -461,7 +445,7 @@ static int add_query(char *q, size_t len, const char *key, const char *val)
 	size_t n = strlen(q);
 
 	if (client_escape(val, esc, sizeof(esc)))
-		return usage_error("%s: value too long", key);
+		return client_vm_usage("%s: value too long", key);
 	snprintf(q + n, len - n, "%c%s=%s", n ? '&' : '?', key, esc);
 	return 0;
 }
@@ -529,9 +513,9 @@ static int vm_list(struct client *c, int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(all); i++) {
 		json_object *vm = json_object_array_get_idx(all, i);
 
-		printf("%-24s %-10s %5" PRId64 " %6" PRId64 "MiB  %-36s  ", str_of(vm, "name"),
-		       str_of(vm, "state"), int_of(vm, "vcpus"), int_of(vm, "memory_mib"),
-		       str_of(vm, "id"));
+		printf("%-24s %-10s %5" PRId64 " %6" PRId64 "MiB  %-36s  ", client_str(vm, "name"),
+		       client_str(vm, "state"), int_of(vm, "vcpus"), int_of(vm, "memory_mib"),
+		       client_str(vm, "id"));
 		print_tags(vm);
 		putchar('\n');
 	}
@@ -570,7 +554,7 @@ static int vm_show(struct client *c, int argc, char **argv)
 	int rc;
 
 	if (argc != 2)
-		return usage_error("%s", "show needs exactly one VM name");
+		return client_vm_usage("%s", "show needs exactly one VM name");
 	if ((rc = vm_path(path, sizeof(path), argv[1], "")))
 		return rc;
 	rc = client_call(c, "GET", path, NULL, c->json ? NULL : &vm);
@@ -589,7 +573,7 @@ static int vm_simple_get(struct client *c, int argc, char **argv, const char *su
 	int rc;
 
 	if (argc != 2)
-		return usage_error("%s needs exactly one VM name", argv[0]);
+		return client_vm_usage("%s needs exactly one VM name", argv[0]);
 	if ((rc = vm_path(path, sizeof(path), argv[1], suffix)))
 		return rc;
 	rc = client_call(c, "GET", path, NULL, c->json ? NULL : &o);
@@ -599,8 +583,9 @@ static int vm_simple_get(struct client *c, int argc, char **argv, const char *su
 		for (size_t i = 0; i < json_object_array_length(items); i++) {
 			json_object *e = json_object_array_get_idx(items, i);
 
-			printf("%s  %-9s -> %-9s %s\n", str_of(e, "at"), str_of(e, "from"),
-			       str_of(e, "to"), str_of(e, "reason") ? str_of(e, "reason") : "");
+			printf("%s  %-9s -> %-9s %s\n", client_str(e, "at"), client_str(e, "from"),
+			       client_str(e, "to"),
+			       client_str(e, "reason") ? client_str(e, "reason") : "");
 		}
 	} else {
 		json_object_object_foreach(o, k, v)
@@ -619,7 +604,7 @@ static int vm_delete(struct client *c, int argc, char **argv)
 	int rc, worst = 0;
 
 	if (argc < 2)
-		return usage_error("%s", "delete needs a VM name");
+		return client_vm_usage("%s", "delete needs a VM name");
 	for (int i = 1; i < argc; i++) {
 		if ((rc = vm_path(path, sizeof(path), argv[i], "")))
 			return rc;
@@ -658,7 +643,7 @@ int cmd_vm_main(struct client *c, int argc, char **argv)
 		return vm_simple_get(c, argc, argv, "/stats");
 	if (!strcmp(cmd, "console")) {
 		if (argc != 2)
-			return usage_error("%s", "console needs exactly one VM name");
+			return client_vm_usage("%s", "console needs exactly one VM name");
 		return wsconsole_run(c, argv[1]);
 	}
 	return cmd_vm_action(c, argc, argv);
