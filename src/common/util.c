@@ -253,3 +253,14 @@ void unmap_file(const uint8_t *data, size_t size)
 	if (data && size)
 		munmap((void *)data, size);
 }
+
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

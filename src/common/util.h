@@ -22,6 +22,8 @@
 int parse_size(const char *s, uint64_t default_unit, uint64_t *out);
 /* Parses a decimal or 0x-prefixed unsigned integer that must fill the whole string. */
 int parse_u64(const char *s, uint64_t *out);
+/* The value of one hexadecimal digit (either case), or -1. */
+int hex_digit(char c);
 
 /* Opens a regular file for reading and returns its size. Returns the fd or -errno: -EISDIR for a
  * directory, -EINVAL for another non-regular file, -EFBIG when larger than max_size. */

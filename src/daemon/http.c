@@ -677,14 +677,6 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decoding of the path and query arguments, in place. "%00" stays as it is: decoded, it
  * would cut the string short, and "/vms/x/actions/start%00junk" would mean "start". */
 static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
@@ -695,7 +687,7 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *conn, char *s)
 	for (const char *r = s; *r; r++) {
 		int hi, lo;
 
-		if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		if (*r == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
 		    (hi || lo)) {
 			*w++ = (char)(hi << 4 | lo);
 			r += 2;

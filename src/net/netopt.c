@@ -6,24 +6,14 @@
 #include <string.h>
 
 #include "net.h"
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "../common/util.h"
 
 int net_parse_mac(const char *s, uint8_t mac[6])
 {
 	uint8_t m[6];
 
 	for (int i = 0; i < 6; i++) {
-		int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
+		int hi = hex_digit(s[0]), lo = hi < 0 ? -1 : hex_digit(s[1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -81,17 +81,6 @@ int mig_tls_parse(const char *spec, struct mig_tls_opts *o, char *err, size_t er
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One "IDENTITY:HEXKEY" line. */
 static int parse_psk_line(char *line, struct psk_key *k)
 {
@@ -105,7 +94,7 @@ static int parse_psk_line(char *line, struct psk_key *k)
 	if (hl % 2 || hl / 2 < PSK_MIN_KEY || hl / 2 > PSK_MAX_KEY)
 		return -EINVAL;
 	for (size_t i = 0; i < hl / 2; i++) {
-		int hi = hexval(colon[1 + 2 * i]), lo = hexval(colon[2 + 2 * i]);
+		int hi = hex_digit(colon[1 + 2 * i]), lo = hex_digit(colon[2 + 2 * i]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
