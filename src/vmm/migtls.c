@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,14 +385,17 @@ static int io_error(ssize_t r)
 	return -EPROTO;
 }
 
-int mig_chan_send(struct mig_chan *c, const void *buf, size_t len)
+/* Moves all of len bytes one way, over TLS or the plain socket; recv treats EOF as a reset. */
+static int chan_io(struct mig_chan *c, uint8_t *p, size_t len, bool out)
 {
-	const uint8_t *p = buf;
-
 	while (len) {
-		ssize_t n = c->session ? gnutls_record_send(c->session, p, len)
-				       : send(c->fd, p, len, MSG_NOSIGNAL);
+		ssize_t n;
 
+		if (c->session)
+			n = out ? gnutls_record_send(c->session, p, len)
+				: gnutls_record_recv(c->session, p, len);
+		else
+			n = out ? send(c->fd, p, len, MSG_NOSIGNAL) : recv(c->fd, p, len, 0);
 		if (!c->session && n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -401,35 +405,23 @@ int mig_chan_send(struct mig_chan *c, const void *buf, size_t len)
 			continue;
 		if (n < 0)
 			return io_error(n);
+		if (n == 0 && !out)
+			return -ECONNRESET;
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
+int mig_chan_send(struct mig_chan *c, const void *buf, size_t len)
+{
+	/* chan_io only reads from p when sending. */
+	return chan_io(c, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
 int mig_chan_recv(struct mig_chan *c, void *buf, size_t len)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = c->session ? gnutls_record_recv(c->session, p, len)
-				       : recv(c->fd, p, len, 0);
-
-		if (!c->session && n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		if (n == GNUTLS_E_INTERRUPTED)
-			continue;
-		if (n < 0)
-			return io_error(n);
-		if (n == 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return chan_io(c, buf, len, false);
 }
 
 void mig_chan_close(struct mig_chan *c, bool polite)
