@@ -132,17 +132,15 @@ static int exec(struct store *st, const char *sql)
 
 /* Prepares sql and binds the arguments described by fmt: 's' text (NULL binds null),
  * 'i' int, 'I' int64, 'n' int64 or null when negative. */
-static sqlite3_stmt *prep(struct store *st, const char *sql, const char *fmt, ...)
+static sqlite3_stmt *vprep(struct store *st, const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *s;
-	va_list ap;
 	int i = 1;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
 		pr_err("store: prepare %.60s: %s", sql, sqlite3_errmsg(st->db));
 		return NULL;
 	}
-	va_start(ap, fmt);
 	for (const char *f = fmt; *f; f++, i++) {
 		if (*f == 's') {
 			const char *v = va_arg(ap, const char *);
@@ -162,6 +160,16 @@ static sqlite3_stmt *prep(struct store *st, const char *sql, const char *fmt, ..
 				sqlite3_bind_int64(s, i, v);
 		}
 	}
+	return s;
+}
+
+static sqlite3_stmt *prep(struct store *st, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	s = vprep(st, sql, fmt, ap);
 	va_end(ap);
 	return s;
 }
@@ -178,6 +186,20 @@ static int run(struct store *st, sqlite3_stmt *s, const char *what)
 	if (rc != SQLITE_DONE)
 		return sql_err(st, what);
 	return 0;
+}
+
+/* Takes the lock, prepares and runs one statement that returns no rows (as prep() and run()). */
+static int run_locked(struct store *st, const char *what, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	pthread_mutex_lock(&st->lock);
+	va_start(ap, fmt);
+	ret = run(st, vprep(st, sql, fmt, ap), what);
+	va_end(ap);
+	pthread_mutex_unlock(&st->lock);
+	return ret;
 }
 
 static const char *col_text(sqlite3_stmt *s, int i)
@@ -550,18 +572,11 @@ int store_vm_history(struct store *st, const char *id, int limit, json_object **
 
 int store_runtime_set(struct store *st, const char *id, const struct store_runtime *rt)
 {
-	int ret;
-
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "INSERT OR REPLACE INTO vm_runtime(vm_id, shim_pid, vmm_pid, vmm_starttime,"
-		       " started_at) VALUES (?,?,?,?,?)",
-		       "siiIs", id, rt->shim_pid, rt->vmm_pid, (int64_t)rt->vmm_starttime,
-		       rt->started_at),
-		  "runtime");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(
+		st, "runtime",
+		"INSERT OR REPLACE INTO vm_runtime(vm_id, shim_pid, vmm_pid, vmm_starttime,"
+		" started_at) VALUES (?,?,?,?,?)",
+		"siiIs", id, rt->shim_pid, rt->vmm_pid, (int64_t)rt->vmm_starttime, rt->started_at);
 }
 
 int store_runtime_get(struct store *st, const char *id, struct store_runtime *out)
@@ -590,12 +605,7 @@ int store_runtime_get(struct store *st, const char *id, struct store_runtime *ou
 
 int store_runtime_clear(struct store *st, const char *id)
 {
-	int ret;
-
-	pthread_mutex_lock(&st->lock);
-	ret = run(st, prep(st, "DELETE FROM vm_runtime WHERE vm_id = ?", "s", id), "runtime");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(st, "runtime", "DELETE FROM vm_runtime WHERE vm_id = ?", "s", id);
 }
 
 /* ---- Tasks -------------------------------------------------------------------------------- */
@@ -607,50 +617,31 @@ static const char *nz(const char *s)
 
 int store_task_insert(struct store *st, const struct store_task *t)
 {
-	int ret;
-
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "INSERT INTO tasks(id, kind, vm_id, state, progress, created_at, started_at,"
-		       " finished_at, result, error, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-		       "ssssnssssss", t->id, t->kind, nz(t->vm_id), t->state, (int64_t)t->progress,
-		       t->created_at, nz(t->started_at), nz(t->finished_at), t->result_json,
-		       t->error_json, nz(t->owner)),
-		  "insert task");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(
+		st, "insert task",
+		"INSERT INTO tasks(id, kind, vm_id, state, progress, created_at, started_at,"
+		" finished_at, result, error, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+		"ssssnssssss", t->id, t->kind, nz(t->vm_id), t->state, (int64_t)t->progress,
+		t->created_at, nz(t->started_at), nz(t->finished_at), t->result_json, t->error_json,
+		nz(t->owner));
 }
 
 int store_task_update(struct store *st, const struct store_task *t)
 {
-	int ret;
-
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "UPDATE tasks SET state = ?, progress = ?, started_at = ?, finished_at = ?,"
-		       " result = ?, error = ? WHERE id = ?",
-		       "snsssss", t->state, (int64_t)t->progress, nz(t->started_at),
-		       nz(t->finished_at), t->result_json, t->error_json, t->id),
-		  "update task");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(
+		st, "update task",
+		"UPDATE tasks SET state = ?, progress = ?, started_at = ?, finished_at = ?,"
+		" result = ?, error = ? WHERE id = ?",
+		"snsssss", t->state, (int64_t)t->progress, nz(t->started_at), nz(t->finished_at),
+		t->result_json, t->error_json, t->id);
 }
 
 int store_task_log(struct store *st, const char *task_id, const char *at, const char *line)
 {
-	int ret;
-
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "INSERT INTO task_log(task_id, seq, at, line) VALUES (?1, (SELECT"
-		       " COALESCE(MAX(seq), 0) + 1 FROM task_log WHERE task_id = ?1), ?2, ?3)",
-		       "sss", task_id, at, line),
-		  "task log");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(st, "task log",
+			  "INSERT INTO task_log(task_id, seq, at, line) VALUES (?1, (SELECT"
+			  " COALESCE(MAX(seq), 0) + 1 FROM task_log WHERE task_id = ?1), ?2, ?3)",
+			  "sss", task_id, at, line);
 }
 
 /* A JSON text column as an object (null when empty or not JSON). */
@@ -780,18 +771,11 @@ int store_token_insert(const char *id, const char *name, const char *role, const
 		       int64_t created_at)
 {
 	struct store *st = default_store;
-	int ret;
-
 	if (!st)
 		return -ENODEV;
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "INSERT INTO tokens(id, name, role, hash, created_at) VALUES (?,?,?,?,?)",
-		       "ssssI", id, name, role, hash_hex, created_at),
-		  "insert token");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(st, "insert token",
+			  "INSERT INTO tokens(id, name, role, hash, created_at) VALUES (?,?,?,?,?)",
+			  "ssssI", id, name, role, hash_hex, created_at);
 }
 
 int store_token_lookup(const char *id, char *role, size_t role_len, char *hash_hex, size_t hash_len,
@@ -859,15 +843,10 @@ int store_token_list(json_object **arr)
 int store_token_touch(const char *id, int64_t now)
 {
 	struct store *st = default_store;
-	int ret;
-
 	if (!st)
 		return -ENODEV;
-	pthread_mutex_lock(&st->lock);
-	ret = run(st, prep(st, "UPDATE tokens SET last_used_at = ? WHERE id = ?", "Is", now, id),
-		  "touch token");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(st, "touch token", "UPDATE tokens SET last_used_at = ? WHERE id = ?",
+			  "Is", now, id);
 }
 
 int store_token_revoke(const char *id, int64_t now)
@@ -895,17 +874,10 @@ int store_audit_append(int64_t at, const char *principal, const char *method, co
 		       int status, const char *remote)
 {
 	struct store *st = default_store;
-	int ret;
-
 	if (!st)
 		return -ENODEV;
-	pthread_mutex_lock(&st->lock);
-	ret = run(st,
-		  prep(st,
-		       "INSERT INTO audit(at, principal, method, path, status, remote)"
-		       " VALUES (?,?,?,?,?,?)",
-		       "Isssis", at, principal, method, path, status, remote),
-		  "audit");
-	pthread_mutex_unlock(&st->lock);
-	return ret;
+	return run_locked(st, "audit",
+			  "INSERT INTO audit(at, principal, method, path, status, remote)"
+			  " VALUES (?,?,?,?,?,?)",
+			  "Isssis", at, principal, method, path, status, remote);
 }

@@ -240,6 +240,18 @@ static int parse_boot(json_object *b, struct vm_def *d, struct derror *e)
 	return 0;
 }
 
+/* Names element i of array arr in where ("arr[i].") and checks it is an object with known keys. */
+static int check_item(json_object *o, const char *arr, int i, char *where, size_t len,
+		      const char *const *keys, struct derror *e)
+{
+	snprintf(where, len, "%s[%d].", arr, i);
+	if (!json_object_is_type(o, json_type_object)) {
+		derror_set(e, "invalid_value", "'%s[%d]' must be an object", arr, i);
+		return -EINVAL;
+	}
+	return check_keys(o, where, keys, false, e);
+}
+
 static int parse_disk(json_object *o, int i, struct vm_disk *dk, struct derror *e)
 {
 	static const char *const keys[] = { "path", "format", "readonly", "serial", NULL };
@@ -247,14 +259,10 @@ static int parse_disk(json_object *o, int i, struct vm_disk *dk, struct derror *
 	json_object *v;
 	int ret;
 
-	snprintf(where, sizeof(where), "disks[%d].", i);
-	if (!json_object_is_type(o, json_type_object)) {
-		derror_set(e, "invalid_value", "'disks[%d]' must be an object", i);
-		return -EINVAL;
-	}
-	ret = check_keys(o, where, keys, false, e);
-	if (!ret)
-		ret = get_path(o, "path", where, &dk->path, e);
+	ret = check_item(o, "disks", i, where, sizeof(where), keys, e);
+	if (ret)
+		return ret;
+	ret = get_path(o, "path", where, &dk->path, e);
 	if (!ret && !dk->path) {
 		derror_set(e, "invalid_value", "'%spath' is required", where);
 		ret = -EINVAL;
@@ -314,12 +322,7 @@ static int parse_nic(json_object *o, int i, struct vm_nic *n, struct derror *e)
 	json_object *v;
 	int ret;
 
-	snprintf(where, sizeof(where), "nics[%d].", i);
-	if (!json_object_is_type(o, json_type_object)) {
-		derror_set(e, "invalid_value", "'nics[%d]' must be an object", i);
-		return -EINVAL;
-	}
-	ret = check_keys(o, where, keys, false, e);
+	ret = check_item(o, "nics", i, where, sizeof(where), keys, e);
 	if (!ret)
 		ret = get_str(o, "type", where, &v, e);
 	if (ret)
