@@ -7,16 +7,6 @@
 
 #include "../mem/memory.h"
 
-#define CR0_WP (1ULL << 16)
-#define CR0_PG (1ULL << 31)
-#define CR4_PSE (1ULL << 4)
-#define CR4_PAE (1ULL << 5)
-#define CR4_LA57 (1ULL << 12)
-#define CR4_SMAP (1ULL << 21)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
-#define RFLAGS_AC (1ULL << 18)
-
 #define PTE_P 0x1ULL
 #define PTE_RW 0x2ULL
 #define PTE_US 0x4ULL

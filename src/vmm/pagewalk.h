@@ -11,6 +11,18 @@
 
 struct guest_mem;
 
+/* The control register, EFER and RFLAGS bits the walk reads (struct pw_cpu). */
+#define CR0_PE 1ULL
+#define CR0_WP (1ULL << 16)
+#define CR0_PG (1ULL << 31)
+#define CR4_PSE (1ULL << 4)
+#define CR4_PAE (1ULL << 5)
+#define CR4_LA57 (1ULL << 12)
+#define CR4_SMAP (1ULL << 21)
+#define EFER_LMA (1ULL << 10)
+#define EFER_NXE (1ULL << 11)
+#define RFLAGS_AC (1ULL << 18)
+
 /* The control state that decides how an address translates and who may access it. */
 struct pw_cpu {
 	uint64_t cr0, cr3, cr4, efer, rflags;

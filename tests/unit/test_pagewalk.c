@@ -30,17 +30,6 @@
 #define PS 0x80ULL
 #define NX (1ULL << 63)
 
-#define CR0_PE 1ULL
-#define CR0_WP (1ULL << 16)
-#define CR0_PG (1ULL << 31)
-#define CR4_PSE (1ULL << 4)
-#define CR4_PAE (1ULL << 5)
-#define CR4_LA57 (1ULL << 12)
-#define CR4_SMAP (1ULL << 21)
-#define EFER_LMA (1ULL << 10)
-#define EFER_NXE (1ULL << 11)
-#define AC (1ULL << 18)
-
 struct fixture {
 	uint8_t *ram;
 	struct guest_mem mem;
@@ -198,7 +187,7 @@ static void test_rights_all_levels(void **state)
 	assert_int_equal(err, PW_PF_PRESENT);
 	assert_int_equal(walk(f, 0x600000, PW_WRITE, 0, &gpa, &err), -EFAULT);
 	assert_int_equal(err, PW_PF_PRESENT | PW_PF_WRITE);
-	f->cpu.rflags = AC;
+	f->cpu.rflags = RFLAGS_AC;
 	assert_int_equal(walk(f, 0x600000, PW_WRITE, 0, &gpa, &err), 0);
 	assert_int_equal(walk(f, 0x600000, PW_WRITE, 3, &gpa, &err), 0); /* user: SMAP n/a */
 
