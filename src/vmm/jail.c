@@ -66,11 +66,11 @@ static int add_bind(struct jail *j, const char *path, bool dir, bool ro)
 	return 0;
 }
 
-/* A file the VM reads: bound read-only; *path becomes its absolute real path. */
-static int bind_file(struct jail *j, const char **path, bool ro)
+/* A file (bound read-only when ro) or a directory (bound writable) the VM uses where it is:
+ * *path becomes its absolute real path. */
+static int bind_real(struct jail *j, const char **path, bool dir, bool ro)
 {
 	char *real;
-	int ret;
 
 	if (!*path)
 		return 0;
@@ -79,9 +79,8 @@ static int bind_file(struct jail *j, const char **path, bool ro)
 		pr_err("--jail: %s: %s", *path, strerror(errno));
 		return -errno;
 	}
-	ret = add_bind(j, real, false, ro);
 	*path = real; /* owned by the configuration for the life of the process */
-	return ret;
+	return add_bind(j, real, dir, ro);
 }
 
 /* A path the VM creates or that sits next to files it creates (sockets, console files,
@@ -120,34 +119,19 @@ static int bind_parent(struct jail *j, const char **path)
 	return ret;
 }
 
-static int bind_dir(struct jail *j, const char **path)
-{
-	char *real;
-
-	if (!*path)
-		return 0;
-	real = realpath(*path, NULL);
-	if (!real) {
-		pr_err("--jail: %s: %s", *path, strerror(errno));
-		return -errno;
-	}
-	*path = real;
-	return add_bind(j, real, true, false);
-}
-
 /* What the VM described by cfg opens, from its options. */
 static int collect(struct jail *j, struct vm_config *cfg)
 {
 	int ret = 0;
 
-	ret = ret ? ret : bind_file(j, &cfg->kernel, true);
-	ret = ret ? ret : bind_file(j, &cfg->initrd, true);
-	ret = ret ? ret : bind_file(j, &cfg->payload, true);
+	ret = ret ? ret : bind_real(j, &cfg->kernel, false, true);
+	ret = ret ? ret : bind_real(j, &cfg->initrd, false, true);
+	ret = ret ? ret : bind_real(j, &cfg->payload, false, true);
 	/* Disks: their directories, where overlays are made and backing files are found. */
 	for (unsigned int i = 0; !ret && i < cfg->ndisks; i++)
 		ret = bind_parent(j, &cfg->disks[i].path);
-	ret = ret ? ret : bind_dir(j, &cfg->overlay_dir);
-	ret = ret ? ret : bind_dir(j, &cfg->restore);
+	ret = ret ? ret : bind_real(j, &cfg->overlay_dir, true, false);
+	ret = ret ? ret : bind_real(j, &cfg->restore, true, false);
 	if (!ret && (cfg->console == CONSOLE_FILE || cfg->console == CONSOLE_SOCKET))
 		ret = bind_parent(j, &cfg->console_path);
 	ret = ret ? ret : bind_parent(j, &cfg->api_sock);
