@@ -13,28 +13,8 @@
 #include "devices/platform.h"
 #include "devices/rtc.h"
 #include "devices/serial8250.h"
+#include "fuzz_nop_ops.h"
 #include "state/snapshot.h"
-
-static void nop_tx(void *o, uint8_t b)
-{
-	(void)o;
-	(void)b;
-}
-
-static void nop_irq(void *o, int level)
-{
-	(void)o;
-	(void)level;
-}
-
-static void nop_event(void *o, enum platform_event ev)
-{
-	(void)o;
-	(void)ev;
-}
-
-static const struct serial8250_ops uart_ops = { .tx = nop_tx, .set_irq = nop_irq };
-static const struct platform_ops plat_ops = { .event = nop_event, .set_sci = nop_irq };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

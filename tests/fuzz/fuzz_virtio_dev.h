@@ -268,24 +268,8 @@ static inline void fz_start(struct drv *d, uint64_t features, unsigned int nq)
 	if (features >> 63)
 		features = offered & ~features;
 	features |= 1ULL << VIRTIO_F_VERSION_1;
-	drv_bar_write(d, 0x08, 0, 4);
-	drv_bar_write(d, 0x0c, (uint32_t)features, 4);
-	drv_bar_write(d, 0x08, 1, 4);
-	drv_bar_write(d, 0x0c, (uint32_t)(features >> 32), 4);
-	drv_bar_write(d, 0x14,
-		      VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK,
-		      1);
-	for (unsigned int q = 0; q < nq; q++) {
-		memset(d->ram + DRV_DESC(q), 0, 0x3000);
-		d->next_desc[q] = d->avail_idx[q] = 0;
-		drv_bar_write(d, 0x16, q, 2);
-		drv_bar_write(d, 0x18, DRV_QSIZE, 2);
-		drv_bar_write(d, 0x20, DRV_DESC(q), 8);
-		drv_bar_write(d, 0x28, DRV_AVAIL(q), 8);
-		drv_bar_write(d, 0x30, DRV_USED(q), 8);
-		drv_bar_write(d, 0x1c, 1, 2);
-	}
-	drv_bar_write(d, 0x14, drv_status(d) | VIRTIO_STATUS_DRIVER_OK, 1);
+	drv_set_features(d, features);
+	drv_enable_queues(d, nq);
 }
 
 /* Back to power-on between inputs: requests in flight finish, the BAR is where it was with

@@ -12,6 +12,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_kvm.h"
+#include "fuzz_nop_ops.h"
 #include "fuzz_virtio_dev.h"
 #include "vmm/config.h"
 #include "vmm/cpuid.h"
@@ -24,27 +25,6 @@
 static struct vm vm;
 static struct vcpu vcpus[NVCPUS];
 static struct vm_config cfg;
-
-static void nop_tx(void *o, uint8_t b)
-{
-	(void)o;
-	(void)b;
-}
-
-static void nop_irq(void *o, int level)
-{
-	(void)o;
-	(void)level;
-}
-
-static void nop_event(void *o, enum platform_event ev)
-{
-	(void)o;
-	(void)ev;
-}
-
-static const struct serial8250_ops uart_ops = { .tx = nop_tx, .set_irq = nop_irq };
-static const struct platform_ops plat_ops = { .event = nop_event, .set_sci = nop_irq };
 
 static void add_device(const struct device_ops *ops, void *dev)
 {

@@ -43,6 +43,31 @@ def free_port():
     return port
 
 
+def port_open(port):
+    """Whether a TCP connection to 127.0.0.1:port is accepted."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def stop(p):
+    """Kills the process p if it still runs; returns its stderr."""
+    if p.poll() is None:
+        p.kill()
+    return p.communicate()[1]
+
+
+# The outcome of every check() of a test script, in order.
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail else ""))
+
+
 def unix_exchange(path, send=b"", until=b"\n", timeout=20):
     """Connects to a unix socket, sends send, reads until until appears (or EOF)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

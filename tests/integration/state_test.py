@@ -19,18 +19,10 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import free_port, unix_exchange, wait_for_path  # noqa: E402
+from guest import check, free_port, port_open, results, stop, unix_exchange, wait_for_path  # noqa: E402,E501
 
 VIREO, PAYLOADS = sys.argv[1], sys.argv[2]
 COUNTER = os.path.join(PAYLOADS, "counter.bin")
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail else ""))
-
-
 def request(sock, obj):
     return json.loads(unix_exchange(sock, (json.dumps(obj) + "\n").encode()))
 
@@ -65,13 +57,6 @@ def run(args, tmp, name, sock=True):
     return p, s, out
 
 
-def stop(p):
-    if p.poll() is None:
-        p.kill()
-    _, err = p.communicate()
-    return err
-
-
 def vireo_run(args, timeout=30):
     return subprocess.run([VIREO, "run"] + args, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -89,14 +74,8 @@ def rewrite_state(src_dir, dst_dir, edit):
 
 
 def wait_port(port, timeout=30):
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
     # Probing the destination with an empty connection is itself a case it must survive.
-    return wait_until(up, timeout)
+    return wait_until(lambda: port_open(port), timeout)
 
 
 def snapshot_tests(tmp):

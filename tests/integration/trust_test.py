@@ -24,18 +24,10 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import free_port, unix_exchange, wait_for_path  # noqa: E402
+from guest import check, free_port, port_open, results, stop, unix_exchange, wait_for_path  # noqa: E402,E501
 
 VIREO, PAYLOADS = sys.argv[1], sys.argv[2]
 COUNTER = os.path.join(PAYLOADS, "counter.bin")
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail else ""))
-
-
 def field(tag, data):
     return struct.pack("<HI", tag, len(data)) + data
 
@@ -101,14 +93,6 @@ def hostile_source(port, home, fwd_port, look=None):
     return st, text, seen
 
 
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def make_home(tmp):
     home = os.path.join(tmp, "home")
     os.makedirs(os.path.join(home, ".ssh"))
@@ -148,12 +132,6 @@ def destination(port, *args):
                              "--console", "none", "--timeout", "60"] + args,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def stop(p):
-    if p.poll() is None:
-        p.kill()
-    return p.communicate()[1]
 
 
 def hostile_migration(tmp):

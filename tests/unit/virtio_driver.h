@@ -128,11 +128,9 @@ static inline void drv_reset(struct drv *d)
 	assert_int_equal(drv_status(d), 0);
 }
 
-/* Negotiates features (VERSION_1 added), enables queues 0..nq-1 and sets DRIVER_OK. */
-static inline void drv_start(struct drv *d, uint64_t features, unsigned int nq)
+/* Writes the driver's features and sets FEATURES_OK (the device may refuse them). */
+static inline void drv_set_features(struct drv *d, uint64_t features)
 {
-	features |= 1ULL << VIRTIO_F_VERSION_1;
-	drv_bar_write(d, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
 	drv_bar_write(d, 0x08, 0, 4);
 	drv_bar_write(d, 0x0c, (uint32_t)features, 4);
 	drv_bar_write(d, 0x08, 1, 4);
@@ -140,7 +138,11 @@ static inline void drv_start(struct drv *d, uint64_t features, unsigned int nq)
 	drv_bar_write(d, 0x14,
 		      VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK,
 		      1);
-	assert_true(drv_status(d) & VIRTIO_STATUS_FEATURES_OK);
+}
+
+/* Enables queues 0..nq-1 (emptied, at their fixed addresses) and sets DRIVER_OK. */
+static inline void drv_enable_queues(struct drv *d, unsigned int nq)
+{
 	for (unsigned int q = 0; q < nq; q++) {
 		memset(d->ram + DRV_DESC(q), 0, 0x3000);
 		d->next_desc[q] = d->avail_idx[q] = 0;
@@ -152,6 +154,16 @@ static inline void drv_start(struct drv *d, uint64_t features, unsigned int nq)
 		drv_bar_write(d, 0x1c, 1, 2);
 	}
 	drv_bar_write(d, 0x14, drv_status(d) | VIRTIO_STATUS_DRIVER_OK, 1);
+}
+
+/* Negotiates features (VERSION_1 added), enables queues 0..nq-1 and sets DRIVER_OK. */
+static inline void drv_start(struct drv *d, uint64_t features, unsigned int nq)
+{
+	features |= 1ULL << VIRTIO_F_VERSION_1;
+	drv_bar_write(d, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	drv_set_features(d, features);
+	assert_true(drv_status(d) & VIRTIO_STATUS_FEATURES_OK);
+	drv_enable_queues(d, nq);
 	assert_true(drv_status(d) & VIRTIO_STATUS_DRIVER_OK);
 }
 
