@@ -649,13 +649,30 @@ static void test_queue_enable_bad_address(void **state)
 /* A driver writes a queue size above the device's maximum (64 for virtio-rng) and enables the
  * queue: the queue stays disabled and the device needs a reset. Accepted, that size would have
  * made the saved state unloadable (virtq_decode refuses it); the state saved now loads. */
+/* Saves f's virtio-rng state into w and loads it into g, a second machine on the same RAM. */
+static void save_into_second_machine(struct fixture *f, struct fixture *g, struct tlv_writer *w)
+{
+	struct tlv_section s;
+	size_t pos = 0, start;
+
+	tlv_writer_init(w);
+	start = tlv_section_begin(w, virtio_rng_device_ops.section_id, 0, 1, 1);
+	assert_int_equal(virtio_rng_device_ops.save(f->vp, w), 0);
+	tlv_section_end(w, start);
+	assert_int_equal(tlv_next_section(w->buf, w->len, &pos, &s), 1);
+	memory_attach(&g->mem, f->ram, RAM_SIZE);
+	pci_bus_init(&g->pci);
+	bus_init(&g->mmio, "mmio");
+	g->host = (struct virtio_pci_host){ .opaque = g, .mem = &g->mem, .set_intx = fake_intx };
+	assert_int_equal(virtio_rng_create(&g->vp, &g->host, &g->pci, &g->mmio, 10), 0);
+	assert_int_equal(virtio_rng_device_ops.load(g->vp, &s), 0);
+}
+
 static void test_queue_enable_oversize(void **state)
 {
 	struct fixture *f = *state;
 	struct fixture g = { 0 };
 	struct tlv_writer w;
-	struct tlv_section s;
-	size_t pos = 0, start;
 
 	negotiate(f, 1ULL << VIRTIO_F_VERSION_1);
 	bar_write(f, 0x16, 0, 2);
@@ -669,19 +686,9 @@ static void test_queue_enable_oversize(void **state)
 	assert_false(f->vp->vdev.vqs[0].ready);
 	assert_true(status(f) & VIRTIO_STATUS_NEEDS_RESET);
 
-	tlv_writer_init(&w);
-	start = tlv_section_begin(&w, virtio_rng_device_ops.section_id, 0, 1, 1);
-	assert_int_equal(virtio_rng_device_ops.save(f->vp, &w), 0);
-	tlv_section_end(&w, start);
-	assert_int_equal(tlv_next_section(w.buf, w.len, &pos, &s), 1);
-	memory_attach(&g.mem, f->ram, RAM_SIZE);
-	pci_bus_init(&g.pci);
-	bus_init(&g.mmio, "mmio");
-	g.host = (struct virtio_pci_host){ .opaque = &g, .mem = &g.mem, .set_intx = fake_intx };
-	assert_int_equal(virtio_rng_create(&g.vp, &g.host, &g.pci, &g.mmio, 10), 0);
 	/* The register keeps what the driver wrote (it reads it back), the state loads, and the
 	 * loaded queue refuses to be enabled just the same. */
-	assert_int_equal(virtio_rng_device_ops.load(g.vp, &s), 0);
+	save_into_second_machine(f, &g, &w);
 	assert_int_equal(g.vp->vdev.vqs[0].size, 128);
 	assert_false(g.vp->vdev.vqs[0].ready);
 	assert_int_equal(virtq_enable(&g.vp->vdev.vqs[0]), -EINVAL);
@@ -720,8 +727,6 @@ static void test_save_load(void **state)
 	struct fixture *f = *state;
 	struct fixture g = { 0 };
 	struct tlv_writer w;
-	struct tlv_section s;
-	size_t pos = 0, start;
 
 	start_queue(f, true);
 	put_desc(f, 0, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
@@ -729,19 +734,7 @@ static void test_save_load(void **state)
 	bar_write(f, VIRTIO_PCI_NOTIFY_OFF, 0, 2);
 	bar_write(f, 0x1a, 1, 2);
 
-	tlv_writer_init(&w);
-	start = tlv_section_begin(&w, virtio_rng_device_ops.section_id, 0, 1, 1);
-	assert_int_equal(virtio_rng_device_ops.save(f->vp, &w), 0);
-	tlv_section_end(&w, start);
-	assert_int_equal(tlv_next_section(w.buf, w.len, &pos, &s), 1);
-
-	/* A second machine with the same RAM. */
-	memory_attach(&g.mem, f->ram, RAM_SIZE);
-	pci_bus_init(&g.pci);
-	bus_init(&g.mmio, "mmio");
-	g.host = (struct virtio_pci_host){ .opaque = &g, .mem = &g.mem, .set_intx = fake_intx };
-	assert_int_equal(virtio_rng_create(&g.vp, &g.host, &g.pci, &g.mmio, 10), 0);
-	assert_int_equal(virtio_rng_device_ops.load(g.vp, &s), 0);
+	save_into_second_machine(f, &g, &w);
 	assert_int_equal(g.vp->vdev.status, f->vp->vdev.status);
 	assert_int_equal(g.vp->vdev.driver_features, f->vp->vdev.driver_features);
 	assert_int_equal(g.vp->vdev.queue_vector[0], 1);
