@@ -300,6 +300,20 @@ class PerfAttach:
             print("     " + " ".join(ln.split()))
 
 
+def migrate_checked(side, v, probe):
+    """Migrates VM v to a fresh destination, ends the source and checks the guest still answers
+    on the console. Returns (the migration's figures, the destination VM)."""
+    port = common.free_port()
+    d = side.incoming(port)
+    res = side.migrate(v, port)
+    v.kill()
+    if probe_console(d, probe) is None:
+        tail = d.tail()
+        d.kill()
+        raise RuntimeError(f"{side.name}: guest dead after migrating: {tail}")
+    return res, d
+
+
 def chain(side, a, out):
     """Boot, snapshots, restores, two migrations; the figures go into out as they come."""
     v = side.boot()
@@ -325,22 +339,10 @@ def chain(side, a, out):
                                         "answer_s": (time.monotonic() - r.t0) if ans else None})
             finally:
                 r.kill()
-        port = common.free_port()
-        d = side.incoming(port)
-        out["mig_idle"] = side.migrate(v, port)
-        v.kill()
-        v = d
-        if probe_console(v, 2) is None:
-            raise RuntimeError(f"{side.name}: guest dead after migrating: {v.tail()}")
+        out["mig_idle"], v = migrate_checked(side, v, 2)
         guest_cmd(v, "(while :; do vtest touch 64; done) >/dev/null 2>&1 &", "vireo# ")
         time.sleep(a.dirty_warmup)
-        port = common.free_port()
-        d = side.incoming(port)
-        out["mig_dirty"] = side.migrate(v, port)
-        v.kill()
-        v = d
-        if probe_console(v, 3) is None:
-            raise RuntimeError(f"{side.name}: guest dead after migrating: {v.tail()}")
+        out["mig_dirty"], v = migrate_checked(side, v, 3)
     finally:
         v.kill()
 
