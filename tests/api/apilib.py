@@ -139,14 +139,15 @@ class Reply:
 
     @property
     def json(self):
-        return json.loads(self.body)
+        return json.loads(self.body) if self.body else None
 
     @property
     def code(self):
-        return self.json.get("code")
+        j = self.json
+        return j.get("code") if isinstance(j, dict) else None
 
     def __repr__(self):
-        return f"<{self.status} {self.body[:300]!r}>"
+        return f"<{self.status} {self.body[:400]!r}>"
 
 
 class Client:

@@ -1,8 +1,7 @@
 """Helpers for the vireod KVM tests and bench/api.py: a daemon in a private state directory, a
-small HTTP client on its unix socket, and a websocket console client. Only the standard library:
-these run inside the nested KVM host too."""
+small HTTP client on its unix socket (on tests/api/apilib.py's connection and reply classes), and a
+websocket console client."""
 import base64
-import http.client
 import json
 import os
 import shutil
@@ -10,38 +9,12 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 
-PREFIX = "/api/v1"
-
-
-class UnixConn(http.client.HTTPConnection):
-    def __init__(self, path, timeout=60):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self):
-        return json.loads(self.body) if self.body else None
-
-    @property
-    def code(self):
-        j = self.json
-        return j.get("code") if isinstance(j, dict) else None
-
-    def __repr__(self):
-        return f"<{self.status} {self.body[:400]!r}>"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "api"))
+from apilib import PREFIX, Reply, UnixHTTPConnection  # noqa: E402
 
 
 class Api:
@@ -51,7 +24,7 @@ class Api:
         self.sock = sock
 
     def req(self, method, path, body=None, headers=None, timeout=60):
-        c = UnixConn(self.sock, timeout)
+        c = UnixHTTPConnection(self.sock, timeout)
         h = dict(headers or {})
         data = None
         if body is not None:
